@@ -1,0 +1,166 @@
+"""Model folders on disk: ``config.json`` + ``model.safetensors`` (ours or Hugging Face's).
+
+Safe by construction: weights are read from safetensors, or from a PyTorch ``.bin`` only with
+``torch.load(weights_only=True)`` (never unpickling arbitrary objects), and a folder is written
+to a temporary name and renamed, so a crash never leaves a half-written model behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside ``torch.compile`` (``_orig_mod``) and DDP (``module``) wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def clean_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip wrapper prefixes (``_orig_mod.`` from torch.compile, ``module.`` from DDP) from keys."""
+    out = {}
+    for key, value in state_dict.items():
+        for prefix in ("_orig_mod.", "module."):
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key.replace("._orig_mod.", ".")] = value
+    return out
+
+
+def read_config_json(folder: str | Path) -> dict[str, Any]:
+    """Read ``folder/config.json`` with errors that name the file."""
+    path = Path(folder) / CONFIG_NAME
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"model folder not found: {folder}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def load_weights(folder: str | Path) -> dict[str, torch.Tensor]:
+    """Read ``model.safetensors`` (preferred) or ``pytorch_model.bin`` (tensors only) from a folder."""
+    folder = Path(folder)
+    st, binary = folder / WEIGHTS_NAME, folder / "pytorch_model.bin"
+    if st.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(st))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"{st} is not a readable safetensors file: {e}") from None
+    if binary.is_file():
+        try:
+            state = torch.load(binary, map_location="cpu", weights_only=True)
+        except Exception as e:  # weights_only refuses anything that is not plain tensors
+            raise ValueError(f"{binary} could not be read as a tensors-only checkpoint: {e}") from None
+        if not isinstance(state, dict):
+            raise ValueError(f"{binary} does not hold a state dict")
+        return state
+    raise FileNotFoundError(f"no {WEIGHTS_NAME} or pytorch_model.bin in {folder}")
+
+
+def save_pretrained(model: nn.Module, config: Any, folder: str | Path, family: str,
+                    extra_files: dict[str, str] | None = None) -> Path:
+    """Write ``config.json`` (with ``"family"``) and ``model.safetensors`` to ``folder`` atomically.
+
+    Tied weights are stored once (safetensors refuses shared storage): a key whose tensor shares
+    memory with an earlier key is dropped, and loading re-ties it. ``extra_files`` maps file names
+    to text (e.g. ``tokenizer.json``).
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    model = unwrap_model(model)
+    state = clean_state_dict(model.state_dict())
+    seen: set[int] = set()
+    tensors = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        if ptr in seen and value.numel():
+            continue  # a tied parameter (e.g. the LM head sharing the token embedding)
+        seen.add(ptr)
+        tensors[key] = value.detach().contiguous().cpu()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "family": family})
+        (tmp / CONFIG_NAME).write_text(json.dumps({"family": family, **config.to_dict()}, indent=2) + "\n",
+                                       encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        if folder.exists():
+            # keep what the folder already holds (e.g. a run's metrics) and replace only our files
+            for item in tmp.iterdir():
+                os.replace(item, folder / item.name)
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor],
+                            optional_prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Load weights strictly, with errors a user can act on.
+
+    Keys of ``model`` starting with one of ``optional_prefixes`` may be absent (e.g. an MLM head
+    when loading a bare encoder); they keep their initial values and are returned so the caller
+    can say which parts were not loaded. Any other missing key, an unexpected key or a shape
+    mismatch raises ValueError naming them. Tied parameters need only one of their names.
+    """
+    state_dict = clean_state_dict(state_dict)
+    own = model.state_dict()
+    # names that share storage with another name (tied weights): either name suffices
+    by_ptr: dict[int, list[str]] = {}
+    for key, value in own.items():
+        by_ptr.setdefault(value.untyped_storage().data_ptr(), []).append(key)
+    aliases = {k: names for names in by_ptr.values() if len(names) > 1 for k in names}
+
+    unexpected = sorted(k for k in state_dict if k not in own)
+    mismatched = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
+    missing, optional_missing = [], []
+    for key in own:
+        if key in state_dict or any(a in state_dict for a in aliases.get(key, [])):
+            continue
+        (optional_missing if key.startswith(optional_prefixes) else missing).append(key)
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected[:20])}{' ...' if len(unexpected) > 20 else ''}")
+    if mismatched:
+        problems.append(f"shape mismatches: {'; '.join(mismatched[:10])}")
+    if problems:
+        raise ValueError(f"weights do not fit {type(model).__name__}: " + " | ".join(problems))
+    with torch.no_grad():
+        for key, value in state_dict.items():
+            own[key].copy_(value)
+            for alias in aliases.get(key, []):
+                if alias not in state_dict:
+                    own[alias].copy_(value)
+    return optional_missing

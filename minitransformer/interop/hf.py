@@ -1,0 +1,80 @@
+"""Hugging Face ``transformers`` <-> minitransformer, for the whole model.
+
+``transformers`` is never needed at run time: these functions take a model object (whatever has
+``.config`` and ``.state_dict()``) or a plain state dict, and each family's module
+(``gpt2.py``, ``bert.py``, ``t5.py`` beside this file) renames and reshapes tensors one to one.
+That one-to-one mapping is what proves our architecture is the published one.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from minitransformer.interop import bert as bert_interop
+from minitransformer.interop import gpt2 as gpt2_interop
+from minitransformer.interop import t5 as t5_interop
+from minitransformer.models.config import BertConfig, GPTConfig, T5Config
+
+# Hugging Face `model_type` -> the interop module that converts it.
+_BY_MODEL_TYPE = {"gpt2": gpt2_interop, "bert": bert_interop, "roberta": bert_interop,
+                  "electra": bert_interop, "t5": t5_interop}
+
+
+def _interop_for_config(cfg: Any):
+    if isinstance(cfg, GPTConfig):
+        return gpt2_interop
+    if isinstance(cfg, BertConfig):
+        return bert_interop
+    if isinstance(cfg, T5Config):
+        return t5_interop
+    raise TypeError(f"config must be a GPTConfig, BertConfig or T5Config, got {type(cfg).__name__}")
+
+
+def from_hf(hf_model_or_state_dict: nn.Module | dict[str, torch.Tensor], config: Any = None) -> nn.Module:
+    """A Hugging Face model (GPT2LMHeadModel, BertForPreTraining, RobertaForMaskedLM,
+    ElectraForPreTraining, T5ForConditionalGeneration) or its state dict -> our model, same weights.
+
+    For a bare state dict, pass our ``config`` (it says which family and shape to build).
+    """
+    from minitransformer.accounting import build_model
+
+    if isinstance(hf_model_or_state_dict, nn.Module):
+        hf_config = hf_model_or_state_dict.config
+        model_type = getattr(hf_config, "model_type", None)
+        if model_type not in _BY_MODEL_TYPE:
+            raise ValueError(f"unsupported Hugging Face model_type {model_type!r}; "
+                             f"supported: {', '.join(_BY_MODEL_TYPE)}")
+        interop = _BY_MODEL_TYPE[model_type]
+        cfg = config if config is not None else interop.config_from_hf(hf_config.to_dict())
+        state_dict = hf_model_or_state_dict.state_dict()
+    elif isinstance(hf_model_or_state_dict, dict):
+        if config is None:
+            raise ValueError("from_hf(state_dict) needs `config=` (a GPTConfig, BertConfig or T5Config) "
+                             "to know which model to build")
+        cfg, state_dict = config, hf_model_or_state_dict
+        interop = _interop_for_config(cfg)
+    else:
+        raise TypeError("from_hf expects a transformers model or a state dict, "
+                        f"got {type(hf_model_or_state_dict).__name__}")
+    model = build_model(cfg)
+    from minitransformer.interop.files import load_state_dict_checked
+
+    load_state_dict_checked(model, interop.state_dict_from_hf(state_dict, cfg))
+    return model
+
+
+def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Our model -> a state dict with Hugging Face names and layouts (load it with ``load_state_dict``)."""
+    from minitransformer.interop.files import clean_state_dict, unwrap_model
+
+    model = unwrap_model(model)
+    cfg = getattr(model, "config", None)
+    return _interop_for_config(cfg).state_dict_to_hf(clean_state_dict(model.state_dict()), cfg)
+
+
+def hf_config_dict(model_or_config: Any) -> dict[str, Any]:
+    """Our config (or model) -> keyword arguments for the matching ``transformers`` config class."""
+    cfg = getattr(model_or_config, "config", model_or_config)
+    return _interop_for_config(cfg).config_to_hf(cfg)

@@ -1,0 +1,20 @@
+"""The shared building blocks. They know nothing of BERT, GPT or T5: each family arranges them."""
+from minitransformer.nn.attention import KVCache, MultiHeadAttention, attention, causal_mask, padding_bias
+from minitransformer.nn.embeddings import (
+    LearnedPositionalEmbedding,
+    SegmentEmbedding,
+    SinusoidalPositionalEncoding,
+    TokenEmbedding,
+    check_ids,
+)
+from minitransformer.nn.feedforward import FeedForward
+from minitransformer.nn.layers import DecoderCache, DecoderLayer, EncoderLayer
+from minitransformer.nn.norms import LayerNorm, RMSNorm, make_norm
+from minitransformer.nn.position import RelativePositionBias, relative_position_bucket
+
+__all__ = [
+    "MultiHeadAttention", "attention", "causal_mask", "padding_bias", "KVCache",
+    "TokenEmbedding", "LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "SegmentEmbedding", "check_ids",
+    "FeedForward", "EncoderLayer", "DecoderLayer", "DecoderCache", "LayerNorm", "RMSNorm", "make_norm",
+    "RelativePositionBias", "relative_position_bucket",
+]

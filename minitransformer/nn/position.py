@@ -1,0 +1,55 @@
+"""T5's relative position bias (Raffel et al. 2020 §2.1; Shaw et al. 2018).
+
+Instead of adding position vectors to the tokens, T5 adds a learned scalar to each attention
+score that depends only on the *offset* between query and key (key_pos - query_pos). Offsets are
+grouped into buckets: small offsets get a bucket each, larger ones share logarithmically wider
+buckets up to ``max_distance``, beyond which all offsets share the last bucket. Encoders look
+both ways (half the buckets for each direction); decoders only look back. One bias table per
+stack is computed once and shared by all its layers.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool = True,
+                             num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
+    """Map offsets ``key_pos - query_pos`` (any integer tensor) to bucket ids in [0, num_buckets)."""
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets  # keys ahead use the upper half
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)  # only the past counts; the future maps to 0
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    # Larger distances: logarithmic buckets from max_exact up to max_distance.
+    log_bucket = max_exact + (
+        torch.log(distance.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
+    ).long()
+    log_bucket = log_bucket.clamp(max=num_buckets - 1)
+    return buckets + torch.where(is_small, distance, log_bucket)
+
+
+class RelativePositionBias(nn.Module):
+    """Learned bias per (bucket, head) -> additive attention bias (1, n_heads, Tq, Tk)."""
+
+    def __init__(self, n_heads: int, num_buckets: int = 32, max_distance: int = 128,
+                 bidirectional: bool = True) -> None:
+        super().__init__()
+        self.num_buckets, self.max_distance, self.bidirectional = num_buckets, max_distance, bidirectional
+        self.bias = nn.Embedding(num_buckets, n_heads)
+
+    def forward(self, t_q: int, t_k: int, query_offset: int = 0) -> torch.Tensor:
+        """Bias for queries at positions ``query_offset .. query_offset+Tq-1`` and keys 0..Tk-1."""
+        device = self.bias.weight.device
+        q_pos = torch.arange(query_offset, query_offset + t_q, device=device)[:, None]  # (Tq, 1)
+        k_pos = torch.arange(t_k, device=device)[None, :]  # (1, Tk)
+        buckets = relative_position_bucket(k_pos - q_pos, self.bidirectional, self.num_buckets,
+                                           self.max_distance)  # (Tq, Tk)
+        return self.bias(buckets).permute(2, 0, 1).unsqueeze(0)  # (1, h, Tq, Tk)

@@ -1,0 +1,232 @@
+"""What every tokenizer in minitransformer can do, whatever its algorithm.
+
+A tokenizer turns text into a list of integer ids and back. The four algorithms (char, byte-level
+BPE, WordPiece, Unigram) differ only in how they split text; batching, padding, truncation,
+special tokens and files are the same for all of them and live here.
+"""
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+# Special-token sets of the three families (Devlin et al. 2019; Radford et al. 2019; Raffel et al. 2020).
+BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+GPT_SPECIAL_TOKENS = ["<|endoftext|>"]
+T5_SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
+T5_SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"] + T5_SENTINELS
+
+
+class Tokenizer(ABC):
+    """Base class: subclasses implement ``encode``/``decode``, the vocabulary and the JSON form.
+
+    ``encode`` never adds special tokens by itself; ``encode_batch``/``encode_pair`` do the
+    family-specific framing (``[CLS] A [SEP] B [SEP]`` for BERT, ``... </s>`` for T5).
+    """
+
+    # ---- what a subclass provides -----------------------------------------------------------
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids. Special tokens written in the text are kept whole (never split)."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        """Ids -> text."""
+
+    @abstractmethod
+    def token_to_id(self, token: str) -> int | None:
+        """The id of a vocabulary entry, or None if it is not in the vocabulary."""
+
+    @abstractmethod
+    def id_to_token(self, idx: int) -> str:
+        """The vocabulary entry of an id (ValueError if out of range)."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included."""
+
+    @abstractmethod
+    def to_hf_dict(self) -> dict:
+        """This tokenizer in Hugging Face ``tokenizer.json`` form (loadable by ``tokenizers``)."""
+
+    @classmethod
+    @abstractmethod
+    def from_hf_dict(cls, data: dict) -> Tokenizer:
+        """Inverse of ``to_hf_dict``; also accepts files written by ``tokenizers`` itself."""
+
+    special_tokens: list[str]
+
+    # ---- shared behaviour -------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens (as strings) that ``encode`` would give ids for."""
+        return [self.id_to_token(i) for i in self.encode(text)]
+
+    def encode_iterable(self, lines: Iterable[str]) -> Iterator[int]:
+        """Encode a stream of text pieces (e.g. a file's lines) in bounded memory.
+
+        Yields the same ids as ``encode("".join(lines))``. The default is correct for tokenizers
+        whose pre-tokenization never joins text across a newline; subclasses override otherwise.
+        """
+        for line in lines:
+            if not isinstance(line, str):
+                raise TypeError(f"encode_iterable expects str pieces, got {type(line).__name__}")
+            yield from self.encode(line)
+
+    @property
+    def pad_token_id(self) -> int | None:
+        for tok in ("[PAD]", "<pad>", "<|pad|>"):
+            idx = self.token_to_id(tok)
+            if idx is not None:
+                return idx
+        return None
+
+    def special_token_ids(self) -> list[int]:
+        return [i for i in (self.token_to_id(t) for t in self.special_tokens) if i is not None]
+
+    def encode_batch(
+        self,
+        texts: Sequence[str] | Sequence[list[int]],
+        max_length: int | None = None,
+        truncation: bool = False,
+        padding_side: str = "right",
+        pad_token_id: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Encode several texts and pad them to the longest: ``input_ids`` and ``attention_mask`` (B, T).
+
+        Items may be str (encoded here) or lists of ids (already encoded). Longer than
+        ``max_length`` is an error unless ``truncation=True``. ``padding_side="left"`` is what
+        batched GPT generation wants.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode_batch expects a list of texts, not a single str")
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        seqs = [self.encode(t) if isinstance(t, str) else list(t) for t in texts]
+        if max_length is not None:
+            for i, s in enumerate(seqs):
+                if len(s) > max_length:
+                    if not truncation:
+                        raise ValueError(
+                            f"text {i} has {len(s)} tokens, more than max_length={max_length}; "
+                            "pass truncation=True to cut it"
+                        )
+                    seqs[i] = s[:max_length]
+        return pad_sequences(seqs, pad_token_id if pad_token_id is not None else (self.pad_token_id or 0),
+                             padding_side)
+
+    def encode_pair(self, text_a: str, text_b: str | None = None, max_length: int | None = None) -> dict:
+        """BERT framing ``[CLS] A [SEP] B [SEP]`` with token-type ids (0 for A, 1 for B).
+
+        If ``max_length`` is given, the longer segment is cut first ("longest first").
+        """
+        cls_id, sep_id = self.token_to_id("[CLS]"), self.token_to_id("[SEP]")
+        if cls_id is None or sep_id is None:
+            raise ValueError("encode_pair needs [CLS] and [SEP] in the vocabulary")
+        a = self.encode(text_a)
+        b = self.encode(text_b) if text_b is not None else []
+        if max_length is not None:
+            a, b = truncate_longest_first(a, b, max_length - (3 if text_b is not None else 2))
+        ids = [cls_id] + a + [sep_id]
+        types = [0] * len(ids)
+        if text_b is not None:
+            ids += b + [sep_id]
+            types += [1] * (len(b) + 1)
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids)}
+
+    # ---- files ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write Hugging Face ``tokenizer.json`` (atomically: temp file, then rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_hf_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        """Read a ``tokenizer.json`` (ours or one written by ``tokenizers``).
+
+        A file this class cannot read (another model type, unsupported options, a broken
+        vocabulary) is a ValueError that names the file.
+        """
+        data = read_tokenizer_json(path)
+        try:
+            return cls.from_hf_dict(data)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: cannot load as {cls.__name__}: {e}") from e
+
+
+def read_tokenizer_json(path: str | Path) -> dict:
+    """Read and sanity-check a tokenizer.json, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tokenizer file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a valid tokenizer.json (not UTF-8 JSON): {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict) or "type" not in data["model"]:
+        raise ValueError(f"{path} is not a Hugging Face tokenizer.json: no 'model' with a 'type'")
+    return data
+
+
+def check_special_tokens(tokens: Iterable[str] | None) -> list[str]:
+    """Validate a list of special tokens: non-empty strings, no duplicates (order is kept)."""
+    if tokens is None:
+        return []
+    if isinstance(tokens, str):
+        raise TypeError(f"special_tokens must be a list of str, not a single str ({tokens!r}); wrap it in a list")
+    out: list[str] = []
+    for tok in tokens:
+        if not isinstance(tok, str):
+            raise TypeError(f"special tokens must be str, got {type(tok).__name__}: {tok!r}")
+        if not tok:
+            raise ValueError("a special token cannot be the empty string")
+        if tok in out:
+            raise ValueError(f"special token {tok!r} is listed twice")
+        out.append(tok)
+    return out
+
+
+def special_token_pattern(tokens: Iterable[str]) -> re.Pattern[str] | None:
+    """A regex that finds special tokens in text, the longest first where several start at one place.
+
+    With ``<|endoftext|>`` and ``<|endoftext|><|endoftext|>`` both special, the text
+    ``<|endoftext|><|endoftext|>`` is one token (leftmost-longest, as ``tokenizers`` matches them).
+    The pattern has one capturing group, so ``pattern.split(text)`` alternates plain text (even
+    indices) and special tokens (odd indices). None if there are no special tokens.
+    """
+    tokens = sorted(set(tokens), key=len, reverse=True)
+    if not tokens:
+        return None
+    return re.compile("(" + "|".join(re.escape(t) for t in tokens) + ")")
+
+
+def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:
+    """Pad lists of ids to the longest; returns ``input_ids`` and ``attention_mask`` (B, T) long."""
+    width = max((len(s) for s in seqs), default=0)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if not s:
+            continue
+        sl = slice(width - len(s), width) if padding_side == "left" else slice(0, len(s))
+        ids[i, sl] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, sl] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def truncate_longest_first(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """Cut tokens from the end of the longer of two segments until both fit ``budget`` together."""
+    a, b = list(a), list(b)
+    budget = max(budget, 0)
+    while len(a) + len(b) > budget:
+        if len(a) >= len(b):
+            a.pop()
+        else:
+            b.pop()
+    return a, b
