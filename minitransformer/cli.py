@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minitransformer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     tokenizer_commands.add_commands(sub)
-    for module_name in ("minitransformer.training.commands", "minitransformer.benchmark_commands",
+    for module_name in ("minitransformer.training.commands", "minitransformer.bench",
                         "minitransformer.exercises"):
         try:
             module = __import__(module_name, fromlist=["add_commands"])
