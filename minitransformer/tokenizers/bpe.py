@@ -1,0 +1,666 @@
+"""Byte-level BPE, the tokenizer of GPT-2 (Radford et al. 2019, §2.2 "Input Representation").
+
+Byte Pair Encoding (Sennrich et al. 2016, §3.2) starts from single symbols and learns *merges*: it
+repeatedly finds the most frequent adjacent pair of symbols in the training words and fuses the pair
+into a new symbol. Encoding a word replays the learned merges, earliest-learned first.
+
+GPT-2 runs BPE on the UTF-8 *bytes* of the text, so a base alphabet of 256 symbols encodes every
+string and nothing is ever "unknown". Two details of GPT-2's release are kept exactly, so that GPT-2's
+published files (``encoder.json``, ``vocab.bpe``) work here and our files work in Hugging Face
+``tokenizers``:
+
+- each byte is written as a printable character (``bytes_to_unicode``): a space is ``Ġ``, a newline
+  ``Ċ``; a token is the string of those characters (``" world"`` is ``"Ġworld"``);
+- the text is first cut into "words" by a regular expression (``pretokenize``), so that merges never
+  cross a letter/digit/punctuation boundary and a space sticks to the start of the word after it.
+
+The file reads top to bottom: byte table -> pre-tokenization -> training -> the tokenizer class.
+"""
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import json
+import operator
+import re
+import unicodedata
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from minitransformer.tokenizers.base import (
+    GPT_SPECIAL_TOKENS,
+    Tokenizer,
+    check_special_tokens,
+    special_token_pattern,
+)
+
+BACKENDS = ("python", "hf")
+
+
+# ---- bytes as printable characters ----------------------------------------------------------------
+
+@functools.cache
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's table from the 256 byte values to 256 printable characters.
+
+    Bytes that are already printable (``!``..``~``, ``¡``..``¬``, ``®``..``ÿ``) stand for themselves;
+    the other 68 (space, control bytes, ...) are given the characters from U+0100 on, in byte order.
+    So every token is a readable string without spaces or control characters. Sorted by code point,
+    the 256 characters come in GPT-2's order (ids 0-255 of its ``encoder.json``), which is also the
+    order ``tokenizers`` gives them when it trains.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {b: chr(b) for b in printable}
+    shifted = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + shifted)
+            shifted += 1
+    return dict(sorted(table.items()))
+
+
+@functools.cache
+def unicode_to_bytes() -> dict[str, int]:
+    """The inverse of ``bytes_to_unicode``."""
+    return {c: b for b, c in bytes_to_unicode().items()}
+
+
+def to_byte_chars(text: str) -> str:
+    """A string as GPT-2's byte characters: ``"héllo world"`` -> ``"hÃ©lloĠworld"``."""
+    table = bytes_to_unicode()
+    return "".join(table[b] for b in text.encode("utf-8"))
+
+
+# ---- pre-tokenization -----------------------------------------------------------------------------
+# GPT-2's pattern (its encoder.py, and tokenizers' ByteLevel pre-tokenizer) is
+#     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+# i.e. English contractions, runs of letters, of digits, of anything else, each with at most one
+# leading space, and runs of whitespace -- where a run followed by a word leaves its last space to it.
+# The standard library's `re` has no \p{...} classes, so they are spelled out from `unicodedata`:
+# L = every letter category, N = every number category, \s = the Unicode White_Space set (what the
+# regex engine inside `tokenizers` uses; Python's own \s would also match \x1c-\x1f).
+# tests/tokenizers/test_bpe.py checks every assigned code point against `tokenizers`.
+
+WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+               (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000)]
+
+
+def _char_class(ranges: Iterable[tuple[int, int]]) -> str:
+    """The inside of a regex ``[...]`` for inclusive code point ranges."""
+    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+def _letter_and_number_ranges() -> dict[str, list[tuple[int, int]]]:
+    """Code point ranges of the letters ("L": Lu, Ll, Lt, Lm, Lo) and numbers ("N": Nd, Nl, No)."""
+    ranges: dict[str, list[tuple[int, int]]] = {"L": [], "N": []}
+    start = 0
+    categories = map(unicodedata.category, map(chr, range(0x110000)))
+    for major, run in itertools.groupby(categories, key=lambda category: category[0]):
+        length = sum(1 for _ in run)
+        if major in ranges:
+            ranges[major].append((start, start + length - 1))
+        start += length
+    return ranges
+
+
+@functools.cache
+def gpt2_pattern() -> re.Pattern[str]:
+    """GPT-2's pre-tokenization regex, compiled once (a fraction of a second) on first use."""
+    classes = _letter_and_number_ranges()
+    s, l, n = _char_class(WHITE_SPACE), _char_class(classes["L"]), _char_class(classes["N"])
+    return re.compile(
+        rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{l}]+| ?[{n}]+| ?[^{s}{l}{n}]+|[{s}]+(?![^{s}])|[{s}]+"
+    )
+
+
+def pretokenize(text: str) -> list[str]:
+    """Cut text into GPT-2's "words": ``"Hello  world!"`` -> ``["Hello", " ", " world", "!"]``."""
+    return gpt2_pattern().findall(text)
+
+
+def _is_white_space(char: str) -> bool:
+    return any(a <= ord(char) <= b for a, b in WHITE_SPACE)
+
+
+# ---- training -------------------------------------------------------------------------------------
+
+def _merge_in_word(word: list[int], a: int, b: int, new_id: int) -> list[tuple[tuple[int, int], int]]:
+    """Replace every ``a b`` in ``word`` (in place, left to right) by ``new_id``.
+
+    Returns the changes to the pair counts of this word: ``(x, a)`` becomes ``(x, new_id)`` before
+    each merge, ``(b, y)`` becomes ``(new_id, y)`` after it. The count of ``(a, b)`` itself is left
+    alone, exactly as ``tokenizers`` does (it matters only for which queue entries look stale).
+    """
+    changes = []
+    i = 0
+    while i < len(word) - 1:
+        if word[i] == a and word[i + 1] == b:
+            if i > 0:
+                changes += [((word[i - 1], a), -1), ((word[i - 1], new_id), +1)]
+            word[i:i + 2] = [new_id]
+            if i < len(word) - 1:
+                changes += [((b, word[i + 1]), -1), ((new_id, word[i + 1]), +1)]
+        i += 1
+    return changes
+
+
+def learn_bpe(
+    word_counts: Mapping[str, int],
+    vocab_size: int,
+    special_tokens: Sequence[str] = (),
+    min_frequency: int = 0,
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learn byte-level BPE merges from pre-tokenized words and their counts.
+
+    The vocabulary is: the special tokens, the 256 byte characters sorted by code point, then one
+    token per merge, until ``vocab_size`` entries (or no pair occurs ``min_frequency`` times).
+
+    Each step merges the most frequent adjacent pair; equal counts go to the pair whose ids are
+    smallest, ``(first id, second id)`` compared as a tuple -- the rule of ``tokenizers``' BpeTrainer,
+    whose merges and vocabulary this reproduces exactly. Counting is incremental (the heart of a fast
+    trainer): pair counts are computed once, and a merge only visits the words that contain the
+    merged pair, adding and subtracting the counts of the pairs it creates and destroys. The most
+    frequent pair comes from a heap whose entries may be stale: a popped entry whose count no longer
+    matches is pushed back with the current count ("lazy invalidation").
+    """
+    id_to_token = list(special_tokens)
+    id_to_token += [c for c in sorted(bytes_to_unicode().values()) if c not in special_tokens]
+    token_to_id = {t: i for i, t in enumerate(id_to_token)}
+    byte_ids = [token_to_id[c] for c in bytes_to_unicode().values()]
+
+    # Words as lists of symbol ids, and how often each word occurs.
+    words = [[byte_ids[b] for b in word.encode("utf-8")] for word in word_counts]
+    counts = list(word_counts.values())
+
+    # Every adjacent pair: its count, and the words it occurs in.
+    pair_counts: dict[tuple[int, int], int] = defaultdict(int)
+    where: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for i, word in enumerate(words):
+        for pair in itertools.pairwise(word):
+            pair_counts[pair] += counts[i]
+            where[pair].add(i)
+
+    # Max-heap by count via negated counts; ties pop the smallest pair. The serial number only keeps
+    # heapq from ever comparing two sets of word indices.
+    serial = itertools.count()
+    heap = [(-pair_counts[pair], pair, next(serial), pos) for pair, pos in where.items()]
+    heapq.heapify(heap)
+
+    merges: list[tuple[int, int]] = []
+    while len(token_to_id) < vocab_size and heap:
+        neg_count, pair, _, pos = heapq.heappop(heap)
+        if -neg_count != pair_counts[pair]:  # stale: re-queue with the current count
+            heapq.heappush(heap, (-pair_counts[pair], pair, next(serial), pos))
+            continue
+        if -neg_count < max(1, min_frequency):
+            break
+        a, b = pair
+        new_token = id_to_token[a] + id_to_token[b]
+        if new_token not in token_to_id:  # two different merges can spell the same string
+            token_to_id[new_token] = len(id_to_token)
+            id_to_token.append(new_token)
+        new_id = token_to_id[new_token]
+        merges.append(pair)
+
+        # Merge in the words that hold the pair; collect the words where a new pair appeared.
+        grown: dict[tuple[int, int], set[int]] = defaultdict(set)
+        for i in pos:
+            for changed, delta in _merge_in_word(words[i], a, b, new_id):
+                pair_counts[changed] += delta * counts[i]
+                if delta > 0:
+                    grown[changed].add(i)
+        for changed, changed_pos in grown.items():
+            if pair_counts[changed] > 0:
+                heapq.heappush(heap, (-pair_counts[changed], changed, next(serial), changed_pos))
+
+    # A pair merged twice (possible after the same string was spelled two ways) keeps its last rank.
+    rank = {pair: r for r, pair in enumerate(merges)}
+    ordered = sorted(rank, key=rank.__getitem__)
+    return token_to_id, [(id_to_token[a], id_to_token[b]) for a, b in ordered]
+
+
+def _documents(texts: str | Iterable[str], special: re.Pattern[str] | None) -> Iterator[str]:
+    """The pieces of text training sees: each item of ``texts`` (one document each), cut at special tokens.
+
+    Special tokens in training text are boundaries, never material for merges.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    elif isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts must contain only str, item {i} is {type(text).__name__}")
+        yield from (special.split(text)[::2] if special is not None else [text])
+
+
+# ---- the tokenizer --------------------------------------------------------------------------------
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE with GPT-2's pre-tokenization; the same ids as Hugging Face ``tokenizers``.
+
+    ``vocab`` maps token strings (in byte characters, ``"Ġworld"``) to ids and must hold all 256 byte
+    characters; ``merges`` lists the learned pairs in the order they were learned (their rank).
+    Special tokens (``<|endoftext|>``) are found in the text first and never split; where several
+    overlap, the longest wins. ``backend="hf"`` encodes through ``tokenizers`` (fast, same ids).
+    """
+
+    def __init__(
+        self,
+        vocab: Mapping[str, int],
+        merges: Iterable[tuple[str, str]],
+        special_tokens: Iterable[str] | None = None,
+        *,
+        backend: str = "python",
+        add_prefix_space: bool = False,
+        ignore_merges: bool = False,
+    ):
+        self.special_tokens = check_special_tokens(special_tokens)
+        self._vocab = dict(vocab)
+        self._id_to_token = {i: t for t, i in self._vocab.items()}
+        if len(self._id_to_token) != len(self._vocab) or any(
+            not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in self._id_to_token
+        ):
+            raise ValueError("vocab ids must be distinct non-negative integers")
+        missing = [c for c in bytes_to_unicode().values() if c not in self._vocab]
+        if missing:
+            raise ValueError(f"vocab lacks {len(missing)} of the 256 byte characters (e.g. {missing[0]!r}); "
+                             "a byte-level BPE vocabulary must contain them all")
+        for tok in self.special_tokens:
+            if tok not in self._vocab:
+                raise ValueError(f"special token {tok!r} is not in the vocabulary")
+        self._merges: list[tuple[str, str]] = []
+        self._merge_ranks: dict[tuple[int, int], tuple[int, int]] = {}  # (id, id) -> (rank, merged id)
+        for rank, pair in enumerate(merges):
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+                raise ValueError(f"merge {rank} must be a pair of str, got {pair!r}")
+            a, b = pair
+            for part in (a, b, a + b):
+                if part not in self._vocab:
+                    raise ValueError(f"merge {rank} ({a!r}, {b!r}): {part!r} is not in the vocabulary")
+            self._merges.append((a, b))
+            self._merge_ranks[self._vocab[a], self._vocab[b]] = (rank, self._vocab[a + b])
+        self.add_prefix_space = bool(add_prefix_space)
+        self.ignore_merges = bool(ignore_merges)
+
+        self._byte_ids = [self._vocab[c] for c in bytes_to_unicode().values()]  # byte value -> id
+        self._special_ids = {t: self._vocab[t] for t in self.special_tokens}
+        self._special_pattern = special_token_pattern(self.special_tokens)
+        self._longest_special = max((len(t) for t in self.special_tokens), default=0)
+        self._cache: dict[str, list[int]] = {}
+        self._token_bytes: dict[int, bytes] | None = None
+        self._hf = None
+        self.backend = backend
+
+    # ---- construction ---------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        texts: str | Iterable[str],
+        vocab_size: int,
+        special_tokens: Iterable[str] | None = tuple(GPT_SPECIAL_TOKENS),
+        backend: str = "python",
+        min_frequency: int = 2,
+    ) -> BPETokenizer:
+        """Learn a vocabulary of ``vocab_size`` tokens (specials and the 256 bytes included).
+
+        ``texts``: one str, or an iterable of str read once (each item is a separate document; a
+        file object gives one document per line). Special tokens in the text are cut out before
+        counting. Pairs seen fewer than ``min_frequency`` times are never merged; if the text runs
+        out of such pairs first, training stops early with a warning.
+
+        ``backend="python"`` runs ``learn_bpe`` above; ``backend="hf"`` runs the same algorithm in
+        ``tokenizers`` (BpeTrainer, byte-level) -- same merges, many times faster -- and the
+        tokenizer then also encodes through ``tokenizers``.
+        """
+        specials = check_special_tokens(special_tokens)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        base = 256 + sum(1 for t in specials if t not in bytes_to_unicode().values())
+        if vocab_size < base:
+            raise ValueError(f"vocab_size={vocab_size} is below the base alphabet: 256 bytes + "
+                             f"{len(specials)} special tokens = {base}")
+        if not isinstance(min_frequency, int) or min_frequency < 0:
+            raise ValueError(f"min_frequency must be a non-negative int, got {min_frequency!r}")
+        documents = _documents(texts, special_token_pattern(specials))
+
+        if backend == "python":
+            word_counts: Counter[str] = Counter()
+            for doc in documents:
+                word_counts.update(pretokenize(doc))
+            vocab, merges = learn_bpe(word_counts, vocab_size, specials, min_frequency)
+            tok = cls(vocab, merges, specials)
+        else:
+            from tokenizers import Tokenizer as HFTokenizer
+            from tokenizers import models, pre_tokenizers, trainers
+
+            hf = HFTokenizer(models.BPE())
+            hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+            trainer = trainers.BpeTrainer(
+                vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+            )
+            hf.train_from_iterator(documents, trainer=trainer)
+            tok = cls.from_hf_dict(json.loads(hf.to_str()))
+            tok._hf = hf  # already set up for encoding (pre-tokenizer, model, special tokens)
+            tok.backend = "hf"
+        if tok.vocab_size < vocab_size:
+            warnings.warn(f"BPE training stopped at {tok.vocab_size} tokens, below vocab_size={vocab_size}: "
+                          f"no pair left that occurs at least {max(1, min_frequency)} times", stacklevel=2)
+        return tok
+
+    @classmethod
+    def from_gpt2(
+        cls,
+        encoder_json: str | Path,
+        vocab_bpe: str | Path,
+        special_tokens: Iterable[str] | None = None,
+        backend: str = "python",
+    ) -> BPETokenizer:
+        """GPT-2's published tokenizer: ``encoder.json`` (token -> id) and ``vocab.bpe`` (the merges).
+
+        ``special_tokens=None`` means GPT-2's own ``["<|endoftext|>"]``; a list replaces it, and tokens
+        in it that are not in the vocabulary are appended with the next free ids.
+        """
+        encoder_json, vocab_bpe = Path(encoder_json), Path(vocab_bpe)
+        for path in (encoder_json, vocab_bpe):
+            if not path.is_file():
+                raise FileNotFoundError(f"GPT-2 tokenizer file not found: {path}")
+        try:
+            vocab = json.loads(encoder_json.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{encoder_json} is not GPT-2's encoder.json (not UTF-8 JSON): {e}") from None
+        if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
+            raise ValueError(f"{encoder_json} is not GPT-2's encoder.json: expected an object of token -> id")
+        try:
+            lines = vocab_bpe.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{vocab_bpe} is not GPT-2's vocab.bpe (not UTF-8): {e}") from None
+        merges = []
+        for lineno, line in enumerate(lines, 1):
+            if not line or (lineno == 1 and line.startswith("#version")):
+                continue
+            parts = line.split(" ")
+            if len(parts) != 2:
+                raise ValueError(f"{vocab_bpe}, line {lineno}: expected two tokens separated by a space, got {line!r}")
+            merges.append((parts[0], parts[1]))
+        specials = GPT_SPECIAL_TOKENS if special_tokens is None else check_special_tokens(special_tokens)
+        for tok in specials:
+            if tok not in vocab:
+                vocab[tok] = max(vocab.values(), default=-1) + 1
+        try:
+            return cls(vocab, merges, specials, backend=backend)
+        except ValueError as e:
+            raise ValueError(f"{encoder_json} / {vocab_bpe}: {e}") from None
+
+    # ---- the backend ----------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """"python" (the readable reference) or "hf" (encode through ``tokenizers``; same ids)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
+        self._backend = value
+        if value == "hf" and self._hf is None:
+            from tokenizers import Tokenizer as HFTokenizer
+
+            self._hf = HFTokenizer.from_str(json.dumps(self.to_hf_dict()))
+
+    # ---- vocabulary -----------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return max(self._id_to_token) + 1
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        """Token string (byte characters) -> id, special tokens included. A copy."""
+        return dict(self._vocab)
+
+    @property
+    def merges(self) -> list[tuple[str, str]]:
+        """The learned pairs, earliest (highest priority) first. A copy."""
+        return list(self._merges)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._vocab.get(token)
+
+    def id_to_token(self, idx: int) -> str:
+        try:
+            return self._id_to_token[idx]
+        except (KeyError, TypeError):
+            raise ValueError(f"id {idx!r} is not in the vocabulary (0..{self.vocab_size - 1})") from None
+
+    # ---- encoding -------------------------------------------------------------------------------
+    def _bpe(self, word: str) -> list[int]:
+        """The ids of one pre-tokenized word: start from its bytes, apply merges by rank."""
+        ids = self._cache.get(word)
+        if ids is not None:
+            return ids
+        if self.ignore_merges and (whole := self._vocab.get(to_byte_chars(word))) is not None:
+            ids = [whole]
+        else:
+            ids = [self._byte_ids[b] for b in word.encode("utf-8")]
+        ranks = self._merge_ranks
+        no_merge = (len(ranks), -1)
+        while len(ids) > 1:
+            # The adjacent pair learned earliest is merged first, everywhere in the word.
+            pair = min(itertools.pairwise(ids), key=lambda p: ranks.get(p, no_merge))
+            if pair not in ranks:
+                break
+            merged_id = ranks[pair][1]
+            out, i = [], 0
+            while i < len(ids):
+                if i < len(ids) - 1 and (ids[i], ids[i + 1]) == pair:
+                    out.append(merged_id)
+                    i += 2
+                else:
+                    out.append(ids[i])
+                    i += 1
+            ids = out
+        if len(self._cache) >= 100_000:  # keep memory bounded on endless streams
+            self._cache.clear()
+        self._cache[word] = ids
+        return ids
+
+    def _encode_python(self, text: str, continues_segment: bool = False) -> list[int]:
+        pieces = self._special_pattern.split(text) if self._special_pattern is not None else [text]
+        ids: list[int] = []
+        for k, piece in enumerate(pieces):
+            if k % 2 == 1:  # a special token
+                ids.append(self._special_ids[piece])
+                continue
+            if not piece:
+                continue
+            if self.add_prefix_space and not piece.startswith(" ") and not (k == 0 and continues_segment):
+                piece = " " + piece
+            for word in pretokenize(piece):
+                ids.extend(self._bpe(word))
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids. Special tokens written in the text become their ids, never split."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        if self._backend == "hf":
+            return self._hf.encode(text, add_special_tokens=False).ids
+        return self._encode_python(text)
+
+    def _encode_chunk(self, text: str, continues_segment: bool) -> list[int]:
+        if self._backend == "hf" and not (continues_segment and self.add_prefix_space):
+            return self._hf.encode(text, add_special_tokens=False).ids
+        return self._encode_python(text, continues_segment)
+
+    def _safe_cut(self, text: str) -> tuple[int, bool]:
+        """A place to cut ``text`` so that no text appended later changes the ids before the cut.
+
+        Returns ``(cut, ends_with_special)``; ``cut`` is 0 if there is none yet. Two things can
+        reach across a cut. A special token may be incomplete, so only matches that start at least
+        ``longest_special - 1`` characters before the end are trusted. And GPT-2's regex decides
+        where a word ends by looking at what follows (``"hello   "`` + ``"world"`` splits as
+        ``"hello", "  ", " world"``). A cut right after a word that does not end in whitespace is safe
+        (the regex never looks further than 3 characters ahead, so only such words that end 3
+        characters before the trusted end are known to be final); the quickest to find is a
+        non-space character followed by a whitespace character.
+        """
+        trusted_end = len(text) - max(self._longest_special - 1, 0)
+        start = 0  # text[:start] ends with a complete special token (or start is 0)
+        if self._special_pattern is not None:
+            for match in self._special_pattern.finditer(text):
+                if match.start() >= trusted_end:
+                    break
+                start = match.end()
+        for cut in range(trusted_end - 1, start, -1):
+            if _is_white_space(text[cut]) and not _is_white_space(text[cut - 1]):
+                return cut, False
+        # No whitespace boundary (e.g. a long line of CJK text): ask the regex itself.
+        cut = start
+        for word in gpt2_pattern().finditer(text, start):
+            if word.end() + 3 > trusted_end:
+                break
+            if not _is_white_space(text[word.end() - 1]):
+                cut = word.end()
+        return cut, cut == start and start > 0
+
+    def encode_iterable(self, lines: Iterable[str], chunk_chars: int = 1 << 16) -> Iterator[int]:
+        """Encode a stream of text pieces (a file's lines, any cut of a text) in bounded memory.
+
+        Yields exactly ``encode("".join(lines))``. Encoding piece by piece would not: GPT-2's regex
+        joins whitespace across newlines, and a special token may straddle two pieces. So pieces are
+        collected until about ``chunk_chars`` characters, encoded up to the last safe cut
+        (``_safe_cut``), and the unfinished tail is carried into the next round. Memory stays
+        bounded unless the text has no safe cut at all for a long stretch (megabytes without a
+        single word boundary), which is then held until one comes.
+        """
+        if isinstance(lines, str):
+            lines = [lines]
+        buffer = ""
+        continues_segment = False  # True when the buffer starts in the middle of a text segment
+        next_try = chunk_chars
+        for piece in lines:
+            if not isinstance(piece, str):
+                raise TypeError(f"encode_iterable expects str pieces, got {type(piece).__name__}")
+            buffer += piece
+            if len(buffer) < next_try:
+                continue
+            cut, ends_with_special = self._safe_cut(buffer)
+            if cut == 0:  # nothing safe yet: wait for twice as much text (keeps the work linear)
+                next_try = 2 * len(buffer)
+                continue
+            yield from self._encode_chunk(buffer[:cut], continues_segment)
+            continues_segment = not ends_with_special
+            buffer = buffer[cut:]
+            next_try = chunk_chars
+        if buffer:
+            yield from self._encode_chunk(buffer, continues_segment)
+
+    # ---- decoding -------------------------------------------------------------------------------
+    def _bytes_of(self, idx: int) -> bytes:
+        """The bytes an id stands for (special tokens: their UTF-8 text)."""
+        if self._token_bytes is None:
+            table = unicode_to_bytes()
+            self._token_bytes = {}
+            for i, token in self._id_to_token.items():
+                if token in self._special_ids or not all(c in table for c in token):
+                    # special tokens, and foreign entries outside the byte alphabet, stay as written
+                    self._token_bytes[i] = token.encode("utf-8")
+                else:
+                    self._token_bytes[i] = bytes(table[c] for c in token)
+        try:
+            return self._token_bytes[idx]
+        except KeyError:
+            raise ValueError(f"id {idx} is not in the vocabulary (0..{self.vocab_size - 1})") from None
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        """Ids -> text. Byte sequences that are not valid UTF-8 (a character cut between tokens)
+        become U+FFFD, as in ``tokenizers``."""
+        if isinstance(ids, (str, bytes)):
+            raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
+        skip = set(self._special_ids.values()) if skip_special_tokens else set()
+        out = bytearray()
+        for idx in ids:
+            idx = operator.index(idx)
+            if idx not in skip:
+                out += self._bytes_of(idx)
+        return out.decode("utf-8", errors="replace")
+
+    # ---- files ----------------------------------------------------------------------------------
+    def to_hf_dict(self) -> dict:
+        byte_level = {"type": "ByteLevel", "add_prefix_space": self.add_prefix_space, "trim_offsets": True,
+                      "use_regex": True}
+        return {
+            "version": "1.0",
+            "truncation": None,
+            "padding": None,
+            "added_tokens": [
+                {"id": self._vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                 "normalized": False, "special": True}
+                for t in self.special_tokens
+            ],
+            "normalizer": None,
+            "pre_tokenizer": byte_level,
+            "post_processor": {**byte_level, "trim_offsets": False},
+            "decoder": byte_level,
+            "model": {
+                "type": "BPE",
+                "dropout": None,
+                "unk_token": None,
+                "continuing_subword_prefix": None,
+                "end_of_word_suffix": None,
+                "fuse_unk": False,
+                "byte_fallback": False,
+                "ignore_merges": self.ignore_merges,
+                "vocab": dict(sorted(self._vocab.items(), key=lambda kv: kv[1])),
+                # "a b" strings: readable by every tokenizers version (byte-level tokens have no spaces)
+                "merges": [f"{a} {b}" for a, b in self._merges],
+            },
+        }
+
+    @classmethod
+    def from_hf_dict(cls, data: dict) -> BPETokenizer:
+        """Read a byte-level BPE ``tokenizer.json`` (ours, GPT-2's or RoBERTa's, or one written by
+        ``tokenizers``). Options that would change the ids and that we do not implement (normalizers,
+        dropout, subword prefixes, stripping added tokens, ...) are a ValueError, never ignored."""
+        model = data["model"]
+        if model.get("type") != "BPE":
+            raise ValueError(f"model type is {model.get('type')!r}, expected 'BPE'")
+        if data.get("normalizer") is not None:
+            raise ValueError(f"normalizer {data['normalizer'].get('type')!r} is not supported by BPETokenizer")
+        pre = data.get("pre_tokenizer")
+        if not isinstance(pre, dict) or pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+            raise ValueError("BPETokenizer reads byte-level BPE only: the pre_tokenizer must be ByteLevel "
+                             f"with use_regex=true, got {pre!r}")
+        for option in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback"):
+            if model.get(option):
+                raise ValueError(f"BPE option {option}={model[option]!r} is not supported")
+        vocab = dict(model["vocab"])
+        merges = []
+        for m in model["merges"]:
+            if isinstance(m, str):
+                parts = m.split(" ")
+                if len(parts) != 2:
+                    raise ValueError(f"merge {m!r} is not two tokens separated by one space")
+                merges.append((parts[0], parts[1]))
+            else:
+                merges.append(tuple(m))
+        specials = []
+        for added in data.get("added_tokens") or []:
+            content, idx = added["content"], added["id"]
+            if added.get("lstrip") or added.get("rstrip") or added.get("single_word"):
+                raise ValueError(f"added token {content!r}: lstrip/rstrip/single_word are not supported")
+            if vocab.setdefault(content, idx) != idx:
+                raise ValueError(f"added token {content!r} has id {idx} but the vocabulary says {vocab[content]}")
+            specials.append(content)
+        return cls(vocab, merges, specials, add_prefix_space=bool(pre.get("add_prefix_space", False)),
+                   ignore_merges=bool(model.get("ignore_merges", False)))
+
+    def __repr__(self) -> str:
+        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "
+                f"special_tokens={self.special_tokens}, backend={self._backend!r})")

@@ -1,0 +1,164 @@
+"""Character-level tokenizer: one id per character, for tiny runs such as character-level Shakespeare.
+
+The vocabulary is the sorted set of characters seen in training (as in nanoGPT's
+``shakespeare_char``), so ids 0..n-1 are the characters in code point order; special tokens, if any,
+come after them. It is the simplest tokenizer that works: no merges, no unknown words -- only unknown
+*characters*, which are an error unless an ``unk_token`` is given.
+
+On disk it is a Hugging Face ``tokenizer.json`` with a WordLevel model whose pre-tokenizer isolates
+every character (``Split`` on the regex ``[\\s\\S]``) and a ``Fuse`` decoder that joins the
+characters back without spaces, so ``tokenizers.Tokenizer.from_file`` gives the same ids.
+"""
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+
+from minitransformer.tokenizers.base import Tokenizer, check_special_tokens, special_token_pattern
+
+# The regex of the Split pre-tokenizer in our tokenizer.json: any single character.
+ONE_CHARACTER = r"[\s\S]"
+
+
+class CharTokenizer(Tokenizer):
+    """One id per character: ``chars[i]`` has id ``i``, special tokens follow.
+
+    ``unk_token`` (optional, made a special token) is what characters outside the vocabulary
+    become; without it they are a ValueError.
+    """
+
+    def __init__(self, chars: Iterable[str], special_tokens: Iterable[str] | None = None,
+                 unk_token: str | None = None):
+        chars = list(chars)
+        for c in chars:
+            if not isinstance(c, str) or len(c) != 1:
+                raise ValueError(f"CharTokenizer entries must be single characters, got {c!r}")
+        if len(set(chars)) != len(chars):
+            raise ValueError("CharTokenizer characters must be distinct")
+        specials = check_special_tokens(special_tokens)
+        if unk_token is not None and unk_token not in specials:
+            specials = [*check_special_tokens([unk_token]), *specials]
+        clash = [t for t in specials if t in chars]
+        if clash:
+            raise ValueError(f"special token {clash[0]!r} is also an ordinary character of the vocabulary")
+        self.chars = chars
+        self.special_tokens = specials
+        self.unk_token = unk_token
+        self._id_to_token = chars + specials
+        self._vocab = {t: i for i, t in enumerate(self._id_to_token)}
+        self._special_pattern = special_token_pattern(specials)
+
+    @classmethod
+    def train(cls, texts_or_text: str | Iterable[str], special_tokens: Iterable[str] | None = None,
+              unk_token: str | None = None) -> CharTokenizer:
+        """The sorted set of characters in the text(s); special tokens in the text are not counted."""
+        specials = check_special_tokens(special_tokens)
+        pattern = special_token_pattern(specials + ([unk_token] if unk_token else []))
+        if isinstance(texts_or_text, str):
+            texts_or_text = [texts_or_text]
+        elif isinstance(texts_or_text, (bytes, bytearray)) or not isinstance(texts_or_text, Iterable):
+            raise TypeError(f"expected a str or an iterable of str, got {type(texts_or_text).__name__}")
+        seen: set[str] = set()
+        for i, text in enumerate(texts_or_text):
+            if not isinstance(text, str):
+                raise TypeError(f"texts must contain only str, item {i} is {type(text).__name__}")
+            for piece in (pattern.split(text)[::2] if pattern is not None else [text]):
+                seen.update(piece)
+        return cls(sorted(seen), specials, unk_token)
+
+    # ---- vocabulary -----------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self._id_to_token)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._vocab.get(token)
+
+    def id_to_token(self, idx: int) -> str:
+        try:
+            idx = operator.index(idx)
+            if idx < 0:
+                raise IndexError
+            return self._id_to_token[idx]
+        except (IndexError, TypeError):
+            raise ValueError(f"id {idx!r} is not in the vocabulary (0..{self.vocab_size - 1})") from None
+
+    # ---- encoding -------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        """One id per character; special tokens written in the text are one id each."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        pieces = self._special_pattern.split(text) if self._special_pattern is not None else [text]
+        ids: list[int] = []
+        unk_id = self._vocab.get(self.unk_token) if self.unk_token is not None else None
+        for k, piece in enumerate(pieces):
+            if k % 2 == 1:  # a special token
+                ids.append(self._vocab[piece])
+                continue
+            for c in piece:
+                idx = self._vocab.get(c)
+                if idx is None or (idx >= len(self.chars)):  # not a character of the vocabulary
+                    if unk_id is None:
+                        raise ValueError(f"character {c!r} (U+{ord(c):04X}) is not in the vocabulary "
+                                         "and the tokenizer has no unk_token")
+                    idx = unk_id
+                ids.append(idx)
+        return ids
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        if isinstance(ids, (str, bytes)):
+            raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
+        n_chars = len(self.chars)
+        return "".join(self.id_to_token(i) for i in ids
+                       if not (skip_special_tokens and operator.index(i) >= n_chars))
+
+    # ---- files ----------------------------------------------------------------------------------
+    def to_hf_dict(self) -> dict:
+        # WordLevel needs an unk_token string; if we have none, name one that is not in the
+        # vocabulary, so that `tokenizers` fails on unknown characters just as we do.
+        unk = self.unk_token
+        if unk is None:
+            unk = next(u for u in ("<unk>", "[UNK]", *(f"<unk{i}>" for i in range(len(self._vocab) + 1)))
+                       if u not in self._vocab)
+        return {
+            "version": "1.0",
+            "truncation": None,
+            "padding": None,
+            "added_tokens": [
+                {"id": self._vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                 "normalized": False, "special": True}
+                for t in self.special_tokens
+            ],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "Split", "pattern": {"Regex": ONE_CHARACTER}, "behavior": "Isolated",
+                              "invert": False},
+            "post_processor": None,
+            "decoder": {"type": "Fuse"},
+            "model": {"type": "WordLevel", "vocab": dict(self._vocab), "unk_token": unk},
+        }
+
+    @classmethod
+    def from_hf_dict(cls, data: dict) -> CharTokenizer:
+        """Inverse of ``to_hf_dict``: a WordLevel model over single characters."""
+        model = data["model"]
+        if model.get("type") != "WordLevel":
+            raise ValueError(f"model type is {model.get('type')!r}, expected 'WordLevel' (a character tokenizer)")
+        pre = data.get("pre_tokenizer") or {}
+        if pre.get("type") != "Split" or pre.get("pattern") != {"Regex": ONE_CHARACTER} or pre.get("invert"):
+            raise ValueError("not a character tokenizer: the pre_tokenizer must split every character "
+                             f"(Split on {ONE_CHARACTER!r}), got {pre!r}")
+        if data.get("normalizer") is not None:
+            raise ValueError("a character tokenizer has no normalizer")
+        vocab = model["vocab"]
+        specials = [added["content"] for added in data.get("added_tokens") or []]
+        by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+        if [i for _, i in by_id] != list(range(len(by_id))):
+            raise ValueError("vocabulary ids must be 0..n-1")
+        chars = [t for t, _ in by_id if t not in specials]
+        if [t for t, _ in by_id] != chars + specials:
+            raise ValueError("character ids must come first, then the special tokens in added_tokens order")
+        unk = model.get("unk_token")
+        return cls(chars, specials, unk if unk in specials else None)
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.vocab_size}, special_tokens={self.special_tokens})"
