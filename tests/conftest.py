@@ -24,4 +24,6 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# One intra-op thread per test process: the suite runs under `pytest -n 2` on 2 cores, and
+# oversubscribed threads make tiny ops ~100x slower.
+torch.set_num_threads(1)

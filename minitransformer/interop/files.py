@@ -35,9 +35,8 @@ def clean_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     """Strip wrapper prefixes (``_orig_mod.`` from torch.compile, ``module.`` from DDP) from keys."""
     out = {}
     for key, value in state_dict.items():
-        for prefix in ("_orig_mod.", "module."):
-            while key.startswith(prefix):
-                key = key[len(prefix):]
+        while key.startswith(("_orig_mod.", "module.")):  # any nesting, e.g. DDP around compile
+            key = key.split(".", 1)[1]
         out[key.replace("._orig_mod.", ".")] = value
     return out
 

@@ -5,6 +5,10 @@ attention backend); what differs is exactly what makes them different architectu
 a post-LN bidirectional encoder with segment embeddings, GPT a pre-LN causal decoder with a tied
 LM head, T5 a pre-LN RMSNorm encoder-decoder with relative position bias and no biases.
 
+Derived sizes (``d_ff`` = 4·d_model, BERT's ``embedding_size`` = d_model) are filled in when a
+config is made. ``dataclasses.replace(cfg, d_model=...)`` keeps the old derived values, so change
+them together there, or use ``Config.preset(name, d_model=...)``, which derives them afresh.
+
 Presets reproduce the shapes of the reference table (BERT-Large, GPT-2 117M and 1.5B, GPT-3
 175B, T5-11B, RoBERTa-Large, ELECTRA-Large) plus small ones that train on a laptop.
 """
@@ -96,6 +100,7 @@ class GPTConfig(_Config):
     }
 
     def __post_init__(self) -> None:
+        _positive(self, "d_model")
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         _positive(self, "vocab_size", "max_seq_len", "d_model", "n_layers", "n_heads", "d_ff")
@@ -152,6 +157,7 @@ class BertConfig(_Config):
     }
 
     def __post_init__(self) -> None:
+        _positive(self, "d_model")
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         if self.embedding_size is None:

@@ -75,22 +75,37 @@ def attention(
         base = attn_bias if attn_bias is not None else torch.zeros((), dtype=q.dtype, device=q.device)
         attn_bias = base.masked_fill(~allowed, torch.finfo(base.dtype).min)
         is_causal = False
-    if attn_bias is not None and attn_bias.dtype != q.dtype:
-        attn_bias = attn_bias.to(q.dtype)
+    if attn_bias is not None:
+        if not attn_bias.is_floating_point():
+            raise TypeError(f"attn_bias must be an additive float tensor, got dtype {attn_bias.dtype} "
+                            "(turn a boolean mask into a bias with padding_bias or masked_fill)")
+        full = (q.shape[0], q.shape[1], t_q, t_k)
+        try:
+            ok = torch.broadcast_shapes(attn_bias.shape, full) == full
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"attn_bias of shape {tuple(attn_bias.shape)} does not broadcast to "
+                             f"(batch, heads, Tq, Tk) = {full}")
 
     if backend == "sdpa" and not need_weights:
+        if attn_bias is not None and attn_bias.dtype != q.dtype:
+            # the kernel wants the bias in q's dtype; keep "very negative" finite there
+            attn_bias = attn_bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=dropout_p,
                                              is_causal=is_causal, scale=scale)
         return out, None
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; allowed: {', '.join(BACKENDS)}")
 
-    scores = (q @ k.transpose(-2, -1)) * scale  # (B, h, Tq, Tk)
+    # Scores, bias and softmax in float32: in half precision a score plus the mask's huge negative
+    # number could overflow to -inf and turn a fully-masked row into NaN.
+    scores = (q @ k.transpose(-2, -1)).float() * scale  # (B, h, Tq, Tk)
     if is_causal:
         scores = scores.masked_fill(~causal_mask(t_q, t_k, q.device), torch.finfo(scores.dtype).min)
     if attn_bias is not None:
-        scores = scores + attn_bias
-    weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, h, Tq, Tk), rows sum to 1
+        scores = scores + attn_bias.float()
+    weights = torch.softmax(scores, dim=-1).to(q.dtype)  # (B, h, Tq, Tk), rows sum to 1
     out = F.dropout(weights, p=dropout_p, training=dropout_p > 0) @ v  # (B, h, Tq, d)
     return out, weights if need_weights else None
 
@@ -180,8 +195,13 @@ class MultiHeadAttention(nn.Module):
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, Tq, C); memory (B, Tk, C) for cross-attention -> (B, Tq, C) and optional weights."""
-        if x.dim() != 3:
-            raise ValueError(f"attention input must be (batch, seq_len, d_model), got shape {tuple(x.shape)}")
+        d_model = self.out.out_features
+        if not x.is_floating_point():
+            raise TypeError(f"attention input must be a float tensor, got dtype {x.dtype}")
+        if x.dim() != 3 or x.shape[-1] != d_model:
+            raise ValueError(f"attention input must be (batch, seq_len, d_model) with d_model={d_model}, got shape {tuple(x.shape)}")
+        if memory is not None and (memory.dim() != 3 or memory.shape[0] != x.shape[0] or memory.shape[-1] != d_model):
+            raise ValueError(f"memory must be (batch={x.shape[0]}, src_len, {d_model}), got shape {tuple(memory.shape)}")
         B, T, _ = x.shape
         if self.cross_attention:
             q = self._heads(self.q(x))  # (B, h, Tq, d)

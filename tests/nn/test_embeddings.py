@@ -1,0 +1,94 @@
+"""Token, position and segment embeddings; the sinusoidal encoding against the paper's formula."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minitransformer.nn import (
+    LearnedPositionalEmbedding,
+    SegmentEmbedding,
+    SinusoidalPositionalEncoding,
+    TokenEmbedding,
+    check_ids,
+)
+
+
+def vaswani_sinusoids(max_len: int, d_model: int) -> np.ndarray:
+    """Vaswani et al. 2017 §3.5, written out in float64 numpy:
+    PE(pos, 2i) = sin(pos / 10000^(2i/d_model)),  PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model))."""
+    pe = np.zeros((max_len, d_model), dtype=np.float64)
+    for pos in range(max_len):
+        for dim in range(d_model):
+            i = dim // 2
+            angle = pos / 10000.0 ** (2 * i / d_model)
+            pe[pos, dim] = np.sin(angle) if dim % 2 == 0 else np.cos(angle)
+    return pe
+
+
+@pytest.mark.parametrize("d_model", [2, 7, 16, 64])
+def test_sinusoidal_encoding_equals_the_paper(d_model):
+    max_len = 128
+    enc = SinusoidalPositionalEncoding(max_len, d_model)
+    got = enc(torch.arange(max_len)[None]).squeeze(0).double().numpy()  # (L, C)
+    # float32 angles of up to ~128 rad carry ~1e-5 rounding; the formula itself must match exactly
+    np.testing.assert_allclose(got, vaswani_sinusoids(max_len, d_model), atol=2e-5, rtol=0)
+
+
+def test_sinusoidal_encoding_is_fixed_and_batched():
+    enc = SinusoidalPositionalEncoding(32, 8)
+    assert list(enc.parameters()) == [] and enc.state_dict() == {}  # nothing learned, nothing saved
+    positions = torch.tensor([[0, 1, 2], [5, 6, 7]])
+    out = enc(positions)
+    assert out.shape == (2, 3, 8) and out.dtype == torch.float32
+    torch.testing.assert_close(out[1, 0], enc(torch.tensor([[5]]))[0, 0])
+    with pytest.raises(ValueError, match="max_len"):
+        enc(torch.tensor([[32]]))
+
+
+def test_learned_positions_and_offset():
+    torch.manual_seed(0)
+    emb = LearnedPositionalEmbedding(max_len=10, d_model=4, offset=2)  # RoBERTa numbers from pad+1
+    assert emb.weight.shape == (12, 4)
+    positions = torch.arange(10)[None]
+    torch.testing.assert_close(emb(positions)[0], emb.weight[2:])
+    with pytest.raises(ValueError, match="max_seq_len=10"):
+        emb(torch.arange(11)[None])
+    plain = LearnedPositionalEmbedding(max_len=5, d_model=3)
+    torch.testing.assert_close(plain(torch.tensor([[4, 0]]))[0], plain.weight[[4, 0]])
+
+
+def test_token_and_segment_embeddings():
+    tok = TokenEmbedding(11, 6, padding_idx=0)
+    ids = torch.tensor([[0, 3, 10]])
+    out = tok(ids)
+    assert out.shape == (1, 3, 6)
+    assert torch.all(out[0, 0] == 0)  # the padding row starts at zero
+    out.sum().backward()
+    assert torch.all(tok.weight.grad[0] == 0)  # ... and is never updated
+    seg = SegmentEmbedding(2, 6)
+    assert seg(torch.tensor([[0, 1, 1]])).shape == (1, 3, 6)
+
+
+@given(size=st.integers(1, 50), data=st.data())
+def test_check_ids_accepts_valid_ids(size, data):
+    B, T = data.draw(st.integers(1, 3)), data.draw(st.integers(0, 5))
+    values = data.draw(st.lists(st.integers(0, size - 1), min_size=B * T, max_size=B * T))
+    check_ids(torch.tensor(values, dtype=torch.long).view(B, T), size)
+
+
+def test_check_ids_rejects_bad_ids():
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        check_ids([[1, 2]], 10)
+    with pytest.raises(TypeError, match="integer"):
+        check_ids(torch.tensor([[1.0, 2.0]]), 10)
+    with pytest.raises(ValueError, match="batch, seq_len"):
+        check_ids(torch.tensor([1, 2]), 10)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        check_ids(torch.tensor([[1, 10]]), 10)
+    with pytest.raises(ValueError, match=r"-1"):
+        check_ids(torch.tensor([[-1, 2]]), 10)
+    with pytest.raises(ValueError, match="token_type_ids"):
+        check_ids(torch.tensor([[0, 2]]), 2, what="token_type_ids")

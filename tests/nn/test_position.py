@@ -1,0 +1,56 @@
+"""T5's relative position buckets and bias, against Hugging Face's implementation."""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import T5Config as HFT5Config
+from transformers.models.t5.modeling_t5 import T5Attention
+
+from minitransformer.nn import RelativePositionBias, relative_position_bucket
+
+OFFSETS = torch.arange(-1024, 1025)  # every offset key_pos - query_pos up to ±1024
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("num_buckets,max_distance", [(32, 128), (16, 64), (64, 256), (8, 20)])
+def test_bucket_equals_hugging_face_on_every_offset(bidirectional, num_buckets, max_distance):
+    expected = T5Attention._relative_position_bucket(OFFSETS, bidirectional=bidirectional,
+                                                     num_buckets=num_buckets, max_distance=max_distance)
+    got = relative_position_bucket(OFFSETS, bidirectional, num_buckets, max_distance)
+    assert got.dtype == torch.long
+    assert torch.equal(got, expected)
+    assert got.min() >= 0 and got.max() < num_buckets
+
+
+def test_bucket_properties():
+    b = relative_position_bucket(OFFSETS, bidirectional=False)
+    assert torch.all(b[OFFSETS >= 0] == 0)  # a decoder cannot tell future keys apart (they are masked anyway)
+    assert torch.all(b[:-1] >= b[1:])  # farther in the past -> same or later bucket
+    bi = relative_position_bucket(OFFSETS, bidirectional=True)
+    assert set(bi[OFFSETS > 0].tolist()).isdisjoint(bi[OFFSETS <= 0].tolist())  # two halves by direction
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_relative_position_bias_equals_hf_compute_bias(bidirectional):
+    hf_cfg = HFT5Config(d_model=16, d_kv=4, num_heads=3, relative_attention_num_buckets=16,
+                        relative_attention_max_distance=40, is_decoder=not bidirectional)
+    hf = T5Attention(hf_cfg, has_relative_attention_bias=True).eval()
+    ours = RelativePositionBias(3, num_buckets=16, max_distance=40, bidirectional=bidirectional)
+    with torch.no_grad():
+        hf.relative_attention_bias.weight.normal_()
+        ours.bias.weight.copy_(hf.relative_attention_bias.weight)
+    got = ours(7, 50)
+    assert got.shape == (1, 3, 7, 50)
+    torch.testing.assert_close(got, hf.compute_bias(7, 50))
+    # decoding: queries at positions 45..49 of 50 keys
+    torch.testing.assert_close(ours(5, 50, query_offset=45), hf.compute_bias(5, 50, past_seen_tokens=45))
+
+
+def test_bias_of_a_step_is_a_slice_of_the_full_bias():
+    torch.manual_seed(0)
+    rel = RelativePositionBias(2, bidirectional=False)
+    full = rel(9, 9)
+    for pos, n in [(0, 3), (3, 1), (4, 5)]:
+        torch.testing.assert_close(rel(n, pos + n, query_offset=pos), full[:, :, pos:pos + n, :pos + n])
+    rel(9, 9).sum().backward()
+    assert rel.bias.weight.grad is not None
