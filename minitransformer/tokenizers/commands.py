@@ -43,10 +43,10 @@ def train_tokenizer(kind: str, text: str, vocab_size: int | None, backend: str =
     if kind == "wordpiece":
         from minitransformer.tokenizers.wordpiece import WordPieceTokenizer
 
-        return WordPieceTokenizer.train(lines, vocab_size=vocab_size)
+        return WordPieceTokenizer.train(lines, vocab_size=vocab_size, backend=backend)
     from minitransformer.tokenizers.unigram import UnigramTokenizer
 
-    return UnigramTokenizer.train(lines, vocab_size=vocab_size)
+    return UnigramTokenizer.train(lines, vocab_size=vocab_size, backend=backend)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

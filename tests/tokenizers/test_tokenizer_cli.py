@@ -55,18 +55,18 @@ def test_train_bpe_both_backends_write_the_same_file(corpus, tmp_path, capsys):
     ("unigram", unigram_module, "UnigramTokenizer"),
 ])
 def test_wordpiece_and_unigram_are_trained_with_their_classes(corpus, tmp_path, monkeypatch, kind, module, class_name):
-    """Wiring only (the algorithms are tested in their own files): train(lines, vocab_size=N) is called."""
+    """Wiring only (the algorithms are tested in their own files): train(lines, vocab_size=N, backend) is called."""
     calls = []
 
-    def fake_train(cls, texts, vocab_size):
-        calls.append((list(texts), vocab_size))
+    def fake_train(cls, texts, vocab_size, backend):
+        calls.append((list(texts), vocab_size, backend))
         return CharTokenizer.train(CORPUS)
 
     monkeypatch.setattr(getattr(module, class_name), "train", classmethod(fake_train))
     out = tmp_path / f"{kind}.json"
     argv = ["tokenizer", "train", "--kind", kind, "--vocab-size", "500", "--corpus", str(corpus), "--out", str(out)]
     assert main(argv) == 0
-    assert calls == [([line for line in CORPUS.splitlines() if line], 500)]
+    assert calls == [([line for line in CORPUS.splitlines() if line], 500, "hf")]  # fast backend by default
     assert out.is_file()
 
 
