@@ -1,0 +1,120 @@
+"""A tiny smoke version of the text-to-text recipe (benchmarks/t5_text_to_text.py runs the real one)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minitransformer.data.corpus import load_corpus
+from minitransformer.data.span_corruption import reconstruct
+from minitransformer.data.sql_task import make_sql_task
+from minitransformer.data.tasks import TextPair
+from minitransformer.models.config import T5Config
+from minitransformer.models.t5 import T5
+from minitransformer.text_to_text import (
+    TrainSettings,
+    encode_pairs,
+    evaluate,
+    finetune,
+    pretrain_span_corruption,
+    span_corruption_examples,
+    special_ids,
+    train_tokenizer,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; two threads on shared, busy cores mostly wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    task = make_sql_task()
+    text = load_corpus("shakespeare")[:20_000]
+    texts = text.splitlines() + [t for p in task.train for t in (p.source, p.target)] * 3
+    tok = train_tokenizer(texts, vocab_size=400)
+    return task, text, tok
+
+
+def tiny_model(tok, seed=0) -> T5:
+    torch.manual_seed(seed)
+    return T5(T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, n_heads=4, d_ff=64, n_layers=2,
+                       dropout=0.0, max_seq_len=128))
+
+
+def test_tokenizer_has_t5_special_tokens(setup):
+    _, _, tok = setup
+    sp = special_ids(tok)
+    assert (sp.pad, sp.eos) == (0, 1)
+    assert len(sp.sentinels) == 100 and len(set(sp.sentinels)) == 100
+    assert tok.decode(tok.encode("SELECT name FROM employees")) == "SELECT name FROM employees"
+
+
+def test_sentinels_outside_the_model_vocabulary_are_refused(setup):
+    _, _, tok = setup
+    small = T5(T5Config(vocab_size=50, d_model=16, d_kv=4, n_heads=2, d_ff=16, n_layers=1))
+    with pytest.raises(ValueError, match=r"sentinel <extra_id_\d+> has id \d+ outside the model's vocabulary"):
+        special_ids(tok, small)
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        pretrain_span_corruption(small, tok, "some text " * 50, TrainSettings(steps=1), log=None)
+
+
+def test_encode_pairs_pads_and_ends_with_eos(setup):
+    _, _, tok = setup
+    pairs = [TextPair("a b c d e f g h", "x"), TextPair("a", "long target " * 20)]
+    b = encode_pairs(tok, pairs, max_source_len=5, max_target_len=6)
+    assert b["input_ids"].shape[1] <= 5 and b["labels"].shape[1] == 6
+    assert b["input_ids"][1, int(b["attention_mask"][1].sum()) - 1] == 1  # eos ends each source
+    assert b["labels"][1, -1] == 1  # eos kept when the target is cut
+    n0 = len(tok.encode("x")) + 1
+    assert b["labels"][0, n0 - 1] == 1 and (b["labels"][0, n0:] == -100).all()
+    assert ((b["input_ids"] == 0) == (b["attention_mask"] == 0)).all()
+
+
+def test_span_corruption_rows_reconstruct_the_text(setup):
+    _, text, tok = setup
+    data = span_corruption_examples(tok, text[:3000], inputs_length=32, generator=torch.Generator().manual_seed(0))
+    sp = special_ids(tok)
+    ids = tok.encode(text[:3000])
+    inputs = data["input_ids"][0].tolist()
+    targets = [t for t in data["labels"][0].tolist() if t != -100]
+    restored = reconstruct(inputs[: inputs.index(sp.eos) + 1], targets, sp.sentinels, sp.eos)
+    assert restored == ids[: len(restored)]
+    assert data["input_ids"].shape[1] == 32
+
+
+def test_pretrain_then_finetune_end_to_end(setup):
+    """Pretraining runs and lowers the loss; fine-tuning on a few pairs reproduces them exactly."""
+    task, text, tok = setup
+    model = tiny_model(tok)
+    losses = pretrain_span_corruption(model, tok, text[:6000], TrainSettings(steps=25, batch_size=8, lr=1e-2,
+                                                                               warmup_steps=5), log=None)
+    assert len(losses) == 25 and all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-5:]) < sum(losses[:5])
+    pairs = task.train[:4]
+    ft = TrainSettings(steps=150, batch_size=4, lr=1e-2, warmup_steps=10)
+    finetune(model, tok, pairs, ft, log=None)
+    result = evaluate(model, tok, pairs, database=task.database, max_new_tokens=64)
+    assert result["n"] == 4
+    assert result["exact_match"] == 1.0 and result["execution_accuracy"] == 1.0
+    # metrics on unseen questions are well-formed (a model this small gets few of them right)
+    heldout = evaluate(model, tok, task.heldout[:3], database=task.database, max_new_tokens=8)
+    assert 0.0 <= heldout["exact_match"] <= heldout["execution_accuracy"] + 1.0
+    assert len(heldout["examples"]) == 3
+
+
+def test_train_settings():
+    s = TrainSettings(steps=100, lr=1.0, warmup_steps=10)
+    rates = [s.lr_at(i) for i in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert 0.95 < rates[10] < 1.0 and rates[-1] == pytest.approx(0.1, abs=1e-2)  # cosine over the whole run
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    timed = TrainSettings(steps=10_000, lr=1.0, warmup_steps=0, time_budget_s=10.0)
+    assert timed.progress(5, 5.0) == pytest.approx(0.5) and timed.lr_at(5, 10.0) == pytest.approx(0.1)
+    for bad in (dict(steps=0), dict(lr=0.0), dict(time_budget_s=0.0)):
+        with pytest.raises(ValueError):
+            TrainSettings(**bad)
