@@ -21,8 +21,10 @@ def check_ids(ids: torch.Tensor, size: int, what: str = "input_ids") -> None:
         raise TypeError(f"{what} must be an integer tensor (torch.long), got dtype {ids.dtype}")
     if ids.dim() != 2:
         raise ValueError(f"{what} must have shape (batch, seq_len), got {tuple(ids.shape)}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
-        raise ValueError(f"{what} must be in [0, {size}), got values in [{int(ids.min())}, {int(ids.max())}]")
+    if ids.numel():
+        lo, hi = torch.stack(torch.aminmax(ids)).tolist()  # one device sync, not two
+        if lo < 0 or hi >= size:
+            raise ValueError(f"{what} must be in [0, {size}), got values in [{lo}, {hi}]")
 
 
 class TokenEmbedding(nn.Embedding):
@@ -44,7 +46,8 @@ class LearnedPositionalEmbedding(nn.Embedding):
         self.max_len, self.offset = max_len, offset
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
-        if positions.numel() and int(positions.max()) >= self.max_len:
+        # (value checks read the tensor back to the CPU; torch.compile would break its graph there)
+        if not torch.compiler.is_compiling() and positions.numel() and int(positions.max()) >= self.max_len:
             raise ValueError(f"sequence position {int(positions.max())} is beyond the position table "
                              f"(max_seq_len={self.max_len})")
         return super().forward(positions + self.offset)
@@ -68,7 +71,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.register_buffer("pe", pe, persistent=False)  # (L, C)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
-        if positions.numel() and int(positions.max()) >= self.max_len:
+        if not torch.compiler.is_compiling() and positions.numel() and int(positions.max()) >= self.max_len:
             raise ValueError(f"sequence position {int(positions.max())} is beyond max_len={self.max_len}")
         return self.pe[positions]
 
