@@ -1,0 +1,258 @@
+"""GPT: a causal (left-to-right) Transformer language model, in the shape of GPT-2.
+
+Radford et al. 2018 ("Improving Language Understanding by Generative Pre-Training") and 2019
+("Language Models are Unsupervised Multitask Learners", §2.3), whose model is a stack of
+decoder layers without cross-attention:
+
+    ids (B, T) ──> token embedding + learned position embedding ──> dropout
+                ──> n_layers x [ x + Attn(LN(x)) ;  x + FFN(LN(x)) ]      (pre-LN, causal)
+                ──> final LayerNorm ──> LM head (the token embedding matrix, transposed)
+                ──> logits (B, T, vocab_size): a score for every possible next token
+
+GPT-2's changes to GPT-1, all here: LayerNorm moved to the input of each sub-block (pre-LN) with
+one more after the last layer, residual projections initialised smaller by 1/√(2·n_layers),
+context 1024. GPT-3 (Brown et al. 2020) keeps this shape and scales it up.
+
+The model is trained to predict token t+1 from tokens 0..t: pass ``labels=input_ids`` and the
+shift happens inside (as in Hugging Face's GPT2LMHeadModel); label -100 means "ignore".
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minitransformer.models.config import GPTConfig
+from minitransformer.nn.attention import padding_bias
+from minitransformer.nn.embeddings import LearnedPositionalEmbedding, TokenEmbedding, check_ids
+from minitransformer.nn.layers import DecoderCache, DecoderLayer
+from minitransformer.nn.norms import make_norm
+
+IGNORE_INDEX = -100  # labels with this value do not count in the loss
+
+
+@dataclass
+class GPTOutput:
+    """What ``GPT.forward`` returns."""
+
+    logits: torch.Tensor  # (B, T, vocab_size), or (B, 1, vocab_size) with last_only=True
+    loss: torch.Tensor | None = None  # mean cross-entropy over labels != -100
+    attentions: list[torch.Tensor] | None = None  # per layer (B, n_heads, T, T_total), if asked
+
+
+class GPT(nn.Module):
+    """A GPT-2-style language model built from the shared blocks in ``minitransformer.nn``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.tok_emb = TokenEmbedding(c.vocab_size, c.d_model)  # wte
+        self.pos_emb = LearnedPositionalEmbedding(c.max_seq_len, c.d_model)  # wpe
+        self.drop = nn.Dropout(c.dropout)
+        self.layers = nn.ModuleList(
+            DecoderLayer(c.d_model, c.n_heads, c.d_ff, cross_attention=False, pre_norm=True,
+                         dropout=c.dropout, activation=c.activation, norm="layernorm", norm_eps=c.norm_eps,
+                         bias=c.bias, backend=c.attention_backend)
+            for _ in range(c.n_layers)
+        )
+        self.final_norm = make_norm("layernorm", c.d_model, c.norm_eps, c.bias)  # GPT-2's ln_f
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.tie_embeddings:
+            # One matrix both reads tokens in and scores them out (Press & Wolf 2017).
+            self.lm_head.weight = self.tok_emb.weight
+        if not self.tok_emb.weight.is_meta:  # on the meta device (counting parameters) there is nothing to fill
+            self.apply(self._init_weights)
+            # GPT-2 §2.3: scale the weights of residual layers by 1/√N, N = number of residual
+            # additions (2 per layer), so the residual stream's variance does not grow with depth.
+            for layer in self.layers:
+                nn.init.normal_(layer.self_attn.out.weight, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layers))
+                nn.init.normal_(layer.ffn.fc_out.weight, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """GPT-2's initialisation: weights N(0, 0.02), biases 0 (norms keep weight 1, bias 0)."""
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: DecoderCache | None = None,
+        need_weights: bool = False,
+        last_only: bool = False,
+    ) -> GPTOutput:
+        """Next-token logits for every position (and the loss if ``labels`` are given).
+
+        Args:
+            input_ids: (B, T) token ids in [0, vocab_size).
+            labels: (B, T) targets aligned with ``input_ids`` (usually ``input_ids`` itself):
+                position t is scored on ``labels[:, t + 1]``; -100 is ignored, and so are the
+                predictions made at padded positions (``attention_mask == 0``).
+            attention_mask: (B, T_past + T), 1 for real tokens, 0 for padding. Padded keys are
+                never attended to, and positions count from each row's first real token.
+            position_ids: (B|1, T) explicit positions (default: from the mask, or T_past, T_past+1, ...).
+            cache: a ``DecoderCache`` holding keys/values of the T_past tokens seen before
+                (incremental decoding, see ``minitransformer.generation``); it is extended in place.
+            need_weights: also return each layer's attention weights (manual attention, slower).
+            last_only: compute logits for the last position only (generation: saves the LM head).
+        """
+        past = 0 if cache is None else cache.length
+        B, T = self._check_inputs(input_ids, labels, attention_mask, position_ids, past)
+        if labels is not None and last_only:
+            raise ValueError("last_only=True computes one position's logits; it cannot be combined with labels")
+        device = input_ids.device
+
+        attn_bias = None
+        if attention_mask is not None and (torch.compiler.is_compiling() or not bool(attention_mask.all())):
+            # Padding: real tokens must not see padded ones. Built in the dtype attention will run
+            # in (autocast's, if on) so the "very negative" number stays finite there.
+            amp = torch.is_autocast_enabled(device.type)
+            bias_dtype = torch.get_autocast_dtype(device.type) if amp else self.tok_emb.weight.dtype
+            attn_bias = padding_bias(attention_mask, dtype=bias_dtype)  # (B, 1, 1, T_past + T)
+            if position_ids is None:
+                # Left padding: the first real token of each row is position 0 (padding sits at 0 too;
+                # its position never matters because nothing attends to it).
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=device).unsqueeze(0)  # (1, T)
+
+        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(position_ids))  # (B, T, C)
+        attentions = []
+        for i, layer in enumerate(self.layers):
+            x, weights = layer(x, attn_bias=attn_bias, self_cache=None if cache is None else cache.self_attn[i],
+                               need_weights=need_weights)
+            attentions.append(weights)
+        x = self.final_norm(x)  # (B, T, C)
+        if last_only:
+            x = x[:, -1:, :]  # (B, 1, C)
+        logits = self.lm_head(x)  # (B, T, V)
+
+        loss = None
+        if labels is not None:
+            # Position t predicts token t+1: shift the labels left (not the logits, which would copy
+            # the big (B, T, V) tensor) and ignore the last position, which has no next token.
+            targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # (B, T)
+            if attn_bias is not None:  # a padded position has no context: it predicts nothing
+                targets = targets.masked_fill(attention_mask[:, past:] == 0, IGNORE_INDEX)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                                   ignore_index=IGNORE_INDEX)
+        return GPTOutput(logits=logits, loss=loss, attentions=attentions if need_weights else None)
+
+    def _check_inputs(self, input_ids: torch.Tensor, labels: torch.Tensor | None,
+                      attention_mask: torch.Tensor | None, position_ids: torch.Tensor | None,
+                      past: int) -> tuple[int, int]:
+        """Clear errors for bad inputs; returns (B, T). Value checks are skipped under torch.compile."""
+        compiling = torch.compiler.is_compiling()
+        if compiling:
+            B, T = input_ids.shape
+        else:
+            check_ids(input_ids, self.config.vocab_size)
+            B, T = input_ids.shape
+            if T == 0:
+                raise ValueError("input_ids is empty (sequence length 0)")
+        if past + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {past + T} tokens ({past} cached + {T} new) is longer than the "
+                             f"model's context max_seq_len={self.config.max_seq_len}")
+        if labels is not None:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                                 f"got {tuple(labels.shape)}")
+            if labels.dtype != torch.long:
+                raise TypeError(f"labels must be a torch.long tensor, got {labels.dtype}")
+            if not compiling:
+                bad = (labels >= self.config.vocab_size) | ((labels < 0) & (labels != IGNORE_INDEX))
+                if bool(bad.any()):
+                    raise ValueError(f"labels must be in [0, {self.config.vocab_size}) or {IGNORE_INDEX} (ignore), "
+                                     f"got {int(labels[bad][0])}")
+        if attention_mask is not None and tuple(attention_mask.shape) != (B, past + T):
+            raise ValueError(f"attention_mask must have shape (batch, cached + new tokens) = {(B, past + T)}, "
+                             f"got {tuple(attention_mask.shape)}")
+        if position_ids is not None and (position_ids.dim() != 2 or position_ids.shape[1] != T
+                                         or position_ids.shape[0] not in (1, B)):
+            raise ValueError(f"position_ids must have shape (batch or 1, {T}), got {tuple(position_ids.shape)}")
+        return B, T
+
+    # ---- generation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int = 50,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        do_sample: bool = True,
+        eos_token_id: int | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+        attention_mask: torch.Tensor | None = None,
+        streamer: Callable[[torch.Tensor], Any] | None = None,
+        sliding_window: bool = False,
+        pad_token_id: int | None = None,
+    ) -> torch.Tensor:
+        """Continue each prompt; returns (B, T + new) ids. See ``minitransformer.generation.generate``."""
+        from minitransformer.generation import generate
+
+        return generate(self, input_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                        top_p=top_p, do_sample=do_sample, eos_token_id=eos_token_id, use_cache=use_cache,
+                        generator=generator, attention_mask=attention_mask, streamer=streamer,
+                        sliding_window=sliding_window, pad_token_id=pad_token_id)
+
+    def new_cache(self) -> DecoderCache:
+        """An empty KV cache for incremental decoding with this model."""
+        return DecoderCache(len(self.layers))
+
+    # ---- training helpers ---------------------------------------------------------------------
+    def optimizer_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW parameter groups: decay matrices, not biases, norms or embeddings (see ``minitransformer.optim``)."""
+        from minitransformer.optim import param_groups
+
+        return param_groups(self, weight_decay)
+
+    # ---- files --------------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (tied LM head stored once; no ``_orig_mod.`` keys)."""
+        from minitransformer.interop.files import save_pretrained, unwrap_model
+
+        model = unwrap_model(self)  # the plain module, also when called on a torch.compile wrapper
+        return save_pretrained(model, model.config, folder, family="gpt")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> GPT:
+        """Load our folder (config.json with "family": "gpt") or a local Hugging Face GPT-2 folder.
+
+        Reads ``model.safetensors`` (or ``pytorch_model.bin`` with ``weights_only=True``); never downloads.
+        """
+        from minitransformer.interop import gpt2 as gpt2_interop
+        from minitransformer.interop.files import load_state_dict_checked, load_weights, read_config_json
+
+        data = read_config_json(folder)
+        if "model_type" in data:  # a Hugging Face folder
+            if data["model_type"] != "gpt2":
+                raise ValueError(f"{folder} holds a Hugging Face {data['model_type']!r} model; GPT reads 'gpt2'")
+            config = gpt2_interop.config_from_hf(data)
+            state_dict = gpt2_interop.state_dict_from_hf(load_weights(folder), config)
+        else:
+            family = data.get("family", "gpt")
+            if family != "gpt":
+                raise ValueError(f"{folder} holds a {family!r} model, not a GPT")
+            config = GPTConfig.from_dict(data)
+            state_dict = load_weights(folder)
+        model = cls(config)
+        load_state_dict_checked(model, state_dict)
+        return model.eval()

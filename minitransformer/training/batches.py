@@ -1,0 +1,548 @@
+"""From a corpus to batches: the only family-specific part of pretraining.
+
+The path of the data (ARCHITECTURE.md, "How data flows"):
+
+    text ──split_corpus──> train / validation documents
+         ──tokenizer──> token ids (cached, memory-mapped: tokens.py)
+         ──objective──> batches of tensors ──> model ──> loss
+
+Each family has an ``Objective`` that knows three things the trainer does not:
+
+- how to make a batch from token ids: causal windows for GPT (Radford et al. 2018 §3.1),
+  masked tokens + sentence pairs for BERT (Devlin et al. 2019 §3.1), corrupted spans for T5
+  (Raffel et al. 2020 §3.1.4);
+- which numbers to report on validation data (perplexity; MLM and NSP accuracy; span token accuracy);
+- how to show progress as text (a continuation; predicted masked words; filled-in spans).
+
+Batches are a pure function of ``(seed, split, step, micro_step)``: each is drawn from a
+``torch.Generator`` seeded with those numbers. So the step number *is* the data position (a
+resumed run draws exactly the batches it would have drawn), and every process of a distributed
+run can draw the same global batch and keep its own rows of it (same batches whatever the
+number of processes).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minitransformer.training.config import TrainConfig
+from minitransformer.training.tokens import TokenSplit
+
+IGNORE_INDEX = -100
+TRAIN, VAL = 0, 1  # split numbers that go into the seeds
+
+
+def make_generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded by a hash of ``keys`` (independent streams for different keys)."""
+    digest = hashlib.blake2b(",".join(str(int(k)) for k in keys).encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+
+
+# ---- corpus -> documents -> train/validation ---------------------------------------------------
+
+def _cut_at_line(text: str, fraction: float) -> tuple[str, str]:
+    """Split ``text`` at the line end nearest ``fraction`` of its length: (head, tail)."""
+    target = int(len(text) * fraction)
+    before = text.rfind("\n", 0, target)
+    after = text.find("\n", target)
+    candidates = [i + 1 for i in (before, after) if i != -1 and 0 < i + 1 < len(text)]
+    cut = min(candidates, key=lambda i: abs(i - target)) if candidates else target
+    return text[:cut], text[cut:]
+
+
+def split_corpus(corpus: str, val_fraction: float) -> dict[str, list[str]]:
+    """The corpus's documents cut into train and validation parts, deterministically.
+
+    The embedded corpus's documents are its eight plays; a user's corpus is one document. Each
+    document is cut at the line end nearest ``1 - val_fraction`` of its length: the head trains,
+    the tail validates. For one document this is nanoGPT's split (first 90%, last 10%); for the
+    plays, every play is seen in both splits.
+    """
+    from minitransformer.data.corpus import SHAKESPEARE, load_corpus, load_plays
+
+    if corpus == SHAKESPEARE:
+        documents = list(load_plays().values())
+    else:
+        documents = [load_corpus(corpus)]
+    train, val = [], []
+    for doc in documents:
+        head, tail = _cut_at_line(doc, 1.0 - val_fraction)
+        train.append(head)
+        val.append(tail)
+    return {"train": train, "val": val}
+
+
+def sentence_documents(texts: Sequence[str], corpus: str) -> list[list[str]]:
+    """Documents as lists of sentences (BERT's NSP pairs need both).
+
+    For the embedded corpus each text is a play and stays one document; a user's text is cut
+    into documents at blank lines (``split_documents``).
+    """
+    from minitransformer.data.corpus import SHAKESPEARE, split_documents, split_sentences
+
+    docs = list(texts) if corpus == SHAKESPEARE else [d for t in texts for d in split_documents(t)]
+    out = [split_sentences(d) for d in docs]
+    return [d for d in out if d]
+
+
+# ---- tokenizers for each family ----------------------------------------------------------------
+
+GPT_SPECIALS = ["<|endoftext|>"]
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+T5_BASE_SPECIALS = ["<pad>", "</s>", "<unk>"]
+
+
+def sentinel_tokens(n: int) -> list[str]:
+    return [f"<extra_id_{i}>" for i in range(n)]
+
+
+def family_special_tokens(cfg: TrainConfig) -> list[str]:
+    """The special tokens a family's objective needs in the vocabulary."""
+    if cfg.family == "bert":
+        return list(BERT_SPECIALS)
+    if cfg.family == "t5":
+        return T5_BASE_SPECIALS + sentinel_tokens(cfg.n_sentinels)
+    return [] if cfg.tokenizer == "char" else list(GPT_SPECIALS)
+
+
+def build_tokenizer(cfg: TrainConfig, splits: dict[str, list[str]]):
+    """Train the run's tokenizer on the training texts, or load ``cfg.tokenizer`` if it is a file.
+
+    A character vocabulary is read from all the text (as nanoGPT does), so that a character seen
+    only in the validation split is not an error; subword tokenizers learn from the training split.
+    """
+    train_texts = splits["train"]
+    from pathlib import Path
+
+    specials = family_special_tokens(cfg)
+    kind = cfg.tokenizer
+    if kind not in ("char", "bpe", "wordpiece", "unigram"):
+        from minitransformer.tokenizers import load_tokenizer
+
+        if not Path(kind).is_file():
+            raise FileNotFoundError(f"--tokenizer {kind!r} is neither char, bpe, wordpiece, unigram nor a "
+                                    "tokenizer.json file")
+        tok = load_tokenizer(kind)
+        missing = [t for t in required_special_tokens(cfg) if tok.token_to_id(t) is None]
+        if missing:
+            raise ValueError(f"tokenizer {kind} lacks the special tokens {cfg.family} pretraining needs: "
+                             f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+        return tok
+    if kind == "char":
+        if cfg.vocab_size is not None:
+            raise ValueError("--vocab-size does not apply to --tokenizer char (its vocabulary is the corpus's "
+                             "characters)")
+        from minitransformer.tokenizers import CharTokenizer
+
+        unk = "[UNK]" if cfg.family == "bert" else ("<unk>" if cfg.family == "t5" else None)
+        return CharTokenizer.train([t for texts in splits.values() for t in texts], special_tokens=specials,
+                                   unk_token=unk)
+    if cfg.vocab_size is None:
+        raise ValueError(f"--tokenizer {kind} needs --vocab-size")
+    lines = [line for text in train_texts for line in text.splitlines() if line.strip()]
+    if kind == "bpe":
+        from minitransformer.tokenizers import BPETokenizer
+
+        return BPETokenizer.train(list(train_texts), vocab_size=cfg.vocab_size, special_tokens=specials, backend="hf")
+    if kind == "wordpiece":
+        from minitransformer.tokenizers import WordPieceTokenizer
+
+        specials = specials if "[UNK]" in specials else ["[UNK]", *specials]
+        tok = WordPieceTokenizer.train(lines, vocab_size=cfg.vocab_size, special_tokens=specials,
+                                       unk_token="[UNK]", backend="hf")
+        return canonical_wordpiece_ids(tok)
+    from minitransformer.tokenizers import UnigramTokenizer
+
+    if "<unk>" not in specials:
+        specials = [*specials, "<unk>"]
+    # paragraphs rather than lines, so that the line break is a character of the vocabulary
+    # (verse keeps its shape; trained on lines, every "\n" would become <unk>)
+    lines = [block + "\n" for text in train_texts for block in text.split("\n\n") if block.strip()]
+    # `tokenizers`' Unigram trainer gives slightly different scores from process to process, so we
+    # train with our own (deterministic) implementation, on evenly spaced paragraphs (about 75
+    # characters per vocabulary entry, at least 50,000), as SentencePiece samples its input sentences.
+    total, budget = sum(len(line) for line in lines), max(50_000, 75 * cfg.vocab_size)
+    if total > budget:
+        lines = lines[:: math.ceil(total / budget)]
+    return UnigramTokenizer.train(lines, vocab_size=cfg.vocab_size, special_tokens=specials, unk_token="<unk>",
+                                  backend="python")
+
+
+def canonical_wordpiece_ids(tok):
+    """The same WordPiece vocabulary with its ids in a fixed order: special tokens first (as trained),
+    then the other pieces sorted.
+
+    ``tokenizers``' WordPiece trainer learns the same pieces every time but numbers them in hash-map
+    order, which changes from process to process; WordPiece's greedy longest match does not depend
+    on the ids, so renumbering makes the same corpus and seed give the same run.
+    """
+    data = tok.to_hf_dict()
+    vocab = data["model"]["vocab"]
+    specials = sorted((t for t in tok.special_tokens if t in vocab), key=vocab.__getitem__)
+    if [vocab[t] for t in specials] != list(range(len(specials))):
+        return tok  # not the layout the trainer writes: leave it alone
+    special_set = set(specials)
+    order = specials + sorted(t for t in vocab if t not in special_set)
+    data["model"]["vocab"] = {t: i for i, t in enumerate(order)}
+    return type(tok).from_hf_dict(data)
+
+
+def required_special_tokens(cfg: TrainConfig) -> list[str]:
+    if cfg.family == "bert":
+        return ["[PAD]", "[CLS]", "[SEP]", "[MASK]"]
+    if cfg.family == "t5":
+        return ["<pad>", "</s>"] + sentinel_tokens(1)
+    return []
+
+
+# ---- objectives --------------------------------------------------------------------------------
+
+class Objective:
+    """What the trainer asks of a family. Subclasses fill in the four methods."""
+
+    family: str = ""
+
+    def __init__(self, cfg: TrainConfig, data: dict[str, TokenSplit], tokenizer) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.tokenizer = tokenizer
+
+    # the shape of the model this objective trains
+    def model_config(self):
+        raise NotImplementedError
+
+    def batch(self, split: int, step: int, micro: int, rows: slice) -> dict[str, torch.Tensor]:
+        """Rows ``rows`` of the global micro-batch ``(split, step, micro)``: tensors on the CPU."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def eval_sums(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-batch sums for validation metrics: name -> tensor([total, count])."""
+        raise NotImplementedError
+
+    @staticmethod
+    def finish(sums: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Validation metrics from summed totals; must include "loss"."""
+        out = {name: float(v[0] / v[1]) if float(v[1]) > 0 else float("nan") for name, v in sums.items()}
+        return out
+
+    def sample(self, model: nn.Module, device: torch.device) -> str:
+        return ""
+
+    def check_sizes(self) -> None:
+        """ValueError if the corpus is too small for one example of either split."""
+
+
+def _pair(total: torch.Tensor, count) -> torch.Tensor:
+    return torch.stack([total.detach().double().cpu(), torch.as_tensor(count, dtype=torch.float64)])
+
+
+class CausalLMObjective(Objective):
+    """GPT: predict every next token of a random window of the text (Radford et al. 2018 §3.1).
+
+    A window of T + 1 tokens gives inputs ``x = w[:T]`` and targets ``y = w[1:]``: T predictions,
+    each from all the tokens before it (the model's causal mask hides the future), as nanoGPT.
+    """
+
+    family = "gpt"
+
+    def model_config(self):
+        from minitransformer.models.config import GPTConfig
+
+        eos = self.tokenizer.token_to_id("<|endoftext|>")
+        return GPTConfig(**{"vocab_size": self.tokenizer.vocab_size, "max_seq_len": self.cfg.seq_len,
+                            "eos_token_id": eos, **self.cfg.model})
+
+    def check_sizes(self) -> None:
+        need = self.cfg.seq_len + 1
+        for name, split in self.data.items():
+            if len(split) < need:
+                raise ValueError(f"the corpus is too small: its {name} split has {len(split)} tokens, fewer than "
+                                 f"one context window of seq_len + 1 = {need}; give a larger corpus or a "
+                                 "smaller --seq-len")
+
+    def batch(self, split: int, step: int, micro: int, rows: slice) -> dict[str, torch.Tensor]:
+        tokens = self.data["train" if split == TRAIN else "val"].tokens
+        T = self.cfg.seq_len
+        g = make_generator(self.cfg.seed, split, step, micro)
+        starts = torch.randint(len(tokens) - T, (self.cfg.batch_size,), generator=g)[rows].tolist()
+        windows = torch.from_numpy(np.stack([np.asarray(tokens[s:s + T + 1], dtype=np.int64) for s in starts]))
+        return {"input_ids": windows[:, :-1], "targets": windows[:, 1:]}  # (B, T) each
+
+    def loss(self, model, batch):
+        logits = model(batch["input_ids"]).logits  # (B, T, V)
+        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch["targets"].reshape(-1))
+
+    def eval_sums(self, model, batch):
+        logits = model(batch["input_ids"]).logits.float()  # (B, T, V)
+        total = F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch["targets"].reshape(-1), reduction="sum")
+        return {"loss": _pair(total, batch["targets"].numel())}
+
+    @staticmethod
+    def finish(sums):
+        out = Objective.finish(sums)
+        out["perplexity"] = math.exp(min(out["loss"], 50.0))
+        return out
+
+    def sample(self, model, device):
+        prompt = self.tokenizer.encode(self.cfg.sample_prompt) if self.cfg.sample_prompt else []
+        if not prompt:
+            prompt = [int(self.data["val"].tokens[0])]
+        prompt = prompt[-self.cfg.seq_len:]
+        ids = torch.tensor([prompt], dtype=torch.long, device=device)
+        g = torch.Generator(device=device).manual_seed(self.cfg.seed)
+        n_new = min(self.cfg.sample_tokens, max(1, 4 * self.cfg.seq_len))
+        out = model.generate(ids, max_new_tokens=n_new, temperature=0.8, top_k=None, generator=g,
+                             sliding_window=True)
+        return self.tokenizer.decode(out[0].tolist())
+
+
+class MaskedLMObjective(Objective):
+    """BERT: masked-token prediction plus next-sentence prediction (Devlin et al. 2019 §3.1).
+
+    Sentence pairs come from ``make_nsp_pairs`` (half true continuations, half random), framed as
+    ``[CLS] A [SEP] B [SEP]`` and padded to ``seq_len``; ``mask_tokens`` then hides 15% of the
+    tokens, afresh for every batch (dynamic masking, RoBERTa §4.1). An "epoch" is one pass over
+    the pairs cut (with a fresh random cut) from the training documents.
+    """
+
+    family = "bert"
+
+    def __init__(self, cfg, data, tokenizer) -> None:
+        super().__init__(cfg, data, tokenizer)
+        ids = {t: tokenizer.token_to_id(t) for t in BERT_SPECIALS}
+        missing = [t for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]") if ids[t] is None]
+        if missing:
+            raise ValueError(f"the tokenizer lacks BERT's special tokens {', '.join(missing)}")
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id = ids["[PAD]"], ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
+        self.special_ids = [i for i in ids.values() if i is not None]
+        self._documents = {name: split.document_sentences() for name, split in data.items()}
+        self._epochs: dict[tuple[int, int], list] = {}
+        self._epoch_size: dict[int, int] = {}
+
+    def model_config(self):
+        from minitransformer.models.config import BertConfig
+
+        return BertConfig(**{"vocab_size": self.tokenizer.vocab_size, "max_seq_len": self.cfg.seq_len,
+                             "pad_token_id": self.pad_id, **self.cfg.model})
+
+    def check_sizes(self) -> None:
+        for name, docs in self._documents.items():
+            n_docs = sum(1 for d in docs if any(d))
+            if n_docs < 2:
+                raise ValueError(f"the corpus is too small for BERT: its {name} split has {n_docs} document(s); "
+                                 "next-sentence prediction needs at least 2 (separate documents with blank lines)")
+            n_tokens = sum(len(s) for d in docs for s in d)
+            if n_tokens < self.cfg.seq_len:
+                raise ValueError(f"the corpus is too small: its {name} split has {n_tokens} tokens, fewer than "
+                                 f"one sequence of seq_len = {self.cfg.seq_len}")
+
+    def _pairs(self, split: int, epoch: int) -> list:
+        """The (shuffled) NSP pairs of one epoch of a split; cached, the last few kept."""
+        key = (split, epoch)
+        if key not in self._epochs:
+            from minitransformer.data.nsp import make_nsp_pairs
+
+            g = make_generator(self.cfg.seed, split, epoch, 7)
+            docs = self._documents["train" if split == TRAIN else "val"]
+            pairs = make_nsp_pairs(docs, max_len=self.cfg.seq_len, generator=g)
+            order = torch.randperm(len(pairs), generator=g).tolist()
+            if len(self._epochs) >= 4:
+                self._epochs.pop(next(iter(self._epochs)))
+            self._epochs[key] = [pairs[i] for i in order]
+        return self._epochs[key]
+
+    def _pair_at(self, split: int, index: int):
+        """The ``index``-th pair of the stream of epochs (each epoch as long as the first)."""
+        if split not in self._epoch_size:
+            self._epoch_size[split] = len(self._pairs(split, 0))
+        size = self._epoch_size[split]
+        epoch_pairs = self._pairs(split, index // size)
+        return epoch_pairs[(index % size) % len(epoch_pairs)]
+
+    def batch(self, split, step, micro, rows):
+        from minitransformer.data.masking import mask_tokens
+        from minitransformer.data.nsp import nsp_batch
+
+        B = self.cfg.batch_size
+        first = (step * self.cfg.grad_accum + micro) * B
+        pairs = [self._pair_at(split, first + i) for i in range(B)]  # the whole global micro-batch
+        batch = nsp_batch(pairs, self.cls_id, self.sep_id, self.pad_id, max_len=self.cfg.seq_len)
+        pad = self.cfg.seq_len - batch["input_ids"].shape[1]  # fixed shapes: pad every batch to seq_len
+        if pad > 0:
+            batch["input_ids"] = F.pad(batch["input_ids"], (0, pad), value=self.pad_id)
+            batch["token_type_ids"] = F.pad(batch["token_type_ids"], (0, pad), value=0)
+            batch["attention_mask"] = F.pad(batch["attention_mask"], (0, pad), value=0)
+        g = make_generator(self.cfg.seed, split, step, micro, 11)
+        ids, labels = mask_tokens(batch["input_ids"], vocab_size=self.tokenizer.vocab_size,
+                                  mask_token_id=self.mask_id, special_token_ids=self.special_ids,
+                                  mlm_probability=self.cfg.mlm_probability, generator=g,
+                                  attention_mask=batch["attention_mask"])
+        batch["input_ids"], batch["mlm_labels"] = ids, labels
+        return {k: v[rows] for k, v in batch.items()}
+
+    def loss(self, model, batch):
+        return model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                     attention_mask=batch["attention_mask"], mlm_labels=batch["mlm_labels"],
+                     nsp_labels=batch["nsp_labels"], return_mlm_logits=False).loss
+
+    def eval_sums(self, model, batch):
+        out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                    attention_mask=batch["attention_mask"])
+        labels, selected = batch["mlm_labels"], batch["mlm_labels"] != IGNORE_INDEX
+        mlm_logits = out.mlm_logits[selected].float()  # (N, V)
+        mlm_targets = labels[selected]
+        nsp_logits = out.nsp_logits.float()  # (B, 2)
+        n_mlm, n_nsp = int(selected.sum()), nsp_logits.shape[0]
+        return {
+            "mlm_loss": _pair(F.cross_entropy(mlm_logits, mlm_targets, reduction="sum"), n_mlm),
+            "nsp_loss": _pair(F.cross_entropy(nsp_logits, batch["nsp_labels"], reduction="sum"), n_nsp),
+            "mlm_accuracy": _pair((mlm_logits.argmax(-1) == mlm_targets).sum(), n_mlm),
+            "nsp_accuracy": _pair((nsp_logits.argmax(-1) == batch["nsp_labels"]).sum(), n_nsp),
+        }
+
+    @staticmethod
+    def finish(sums):
+        out = Objective.finish(sums)
+        return {"loss": out["mlm_loss"] + out["nsp_loss"], **out}  # as the model's training loss: the sum
+
+    def sample(self, model, device):
+        batch = self.batch(VAL, 0, 0, slice(0, 1))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"], attention_mask=batch["attention_mask"])
+        selected = batch["mlm_labels"][0] != IGNORE_INDEX
+        predicted = out.mlm_logits[0].argmax(-1)
+        ids = batch["input_ids"][0].tolist()
+        length = int(batch["attention_mask"][0].sum())
+        shown = []
+        for pos in range(length):
+            tok = self.tokenizer.id_to_token(ids[pos])
+            if bool(selected[pos]):
+                want = self.tokenizer.id_to_token(int(batch["mlm_labels"][0, pos]))
+                got = self.tokenizer.id_to_token(int(predicted[pos]))
+                tok = f"[{want}→{got}]" if want != got else f"[{want}✓]"
+            shown.append(tok)
+        text = " ".join(shown).replace(" ##", "")
+        is_next = "IsNext" if int(batch["nsp_labels"][0]) == 0 else "NotNext"
+        guess = "IsNext" if int(out.nsp_logits[0].argmax()) == 0 else "NotNext"
+        return f"{text}\n(masked [true→predicted]; NSP: {is_next}, predicted {guess})"
+
+
+class SpanCorruptionObjective(Objective):
+    """T5: reconstruct the spans hidden behind sentinel tokens (Raffel et al. 2020 §3.1.4).
+
+    A random window of ``tokens_length`` tokens is corrupted (15% of tokens in spans of mean
+    length 3) so that its input is exactly ``seq_len`` tokens long and its target
+    ``targets_length`` (``compute_span_corruption_lengths``: no padding needed).
+    """
+
+    family = "t5"
+
+    def __init__(self, cfg, data, tokenizer) -> None:
+        super().__init__(cfg, data, tokenizer)
+        from minitransformer.data.span_corruption import compute_span_corruption_lengths
+
+        self.pad_id = tokenizer.token_to_id("<pad>")
+        self.eos_id = tokenizer.token_to_id("</s>")
+        self.sentinels = []
+        for name in sentinel_tokens(100):
+            idx = tokenizer.token_to_id(name)
+            if idx is None:
+                break
+            self.sentinels.append(idx)
+        if self.pad_id is None or self.eos_id is None or not self.sentinels:
+            raise ValueError("the tokenizer lacks T5's special tokens (<pad>, </s>, <extra_id_0>, ...)")
+        self.tokens_length, self.targets_length = compute_span_corruption_lengths(
+            cfg.seq_len, cfg.noise_density, cfg.mean_noise_span_length)
+        n_noise = round(self.tokens_length * cfg.noise_density)
+        n_spans = max(1, round(n_noise / cfg.mean_noise_span_length))
+        if n_spans > len(self.sentinels):
+            raise ValueError(f"seq_len={cfg.seq_len} makes {n_spans} spans per example but the tokenizer has only "
+                             f"{len(self.sentinels)} sentinel tokens; raise n_sentinels or lower seq_len")
+
+    def model_config(self):
+        from minitransformer.models.config import T5Config
+
+        return T5Config(**{"vocab_size": self.tokenizer.vocab_size, "pad_token_id": self.pad_id,
+                           "eos_token_id": self.eos_id, "decoder_start_token_id": self.pad_id,
+                           "max_seq_len": max(self.cfg.seq_len, self.targets_length), **self.cfg.model})
+
+    def check_sizes(self) -> None:
+        for name, split in self.data.items():
+            if len(split) < self.tokens_length:
+                raise ValueError(f"the corpus is too small: its {name} split has {len(split)} tokens, fewer than "
+                                 f"one example of {self.tokens_length} tokens (seq_len={self.cfg.seq_len}); give a "
+                                 "larger corpus or a smaller --seq-len")
+
+    def batch(self, split, step, micro, rows):
+        from minitransformer.data.span_corruption import span_corruption
+
+        tokens = self.data["train" if split == TRAIN else "val"].tokens
+        B, L = self.cfg.batch_size, self.tokens_length
+        g = make_generator(self.cfg.seed, split, step, micro)
+        starts = torch.randint(len(tokens) - L + 1, (B,), generator=g).tolist()
+        input_ids = torch.full((B, self.cfg.seq_len), self.pad_id, dtype=torch.long)          # (B, S)
+        labels = torch.full((B, self.targets_length), IGNORE_INDEX, dtype=torch.long)         # (B, T)
+        for row, s in enumerate(starts):
+            inputs, targets = span_corruption(np.asarray(tokens[s:s + L], dtype=np.int64).tolist(),
+                                              self.cfg.noise_density, self.cfg.mean_noise_span_length,
+                                              self.sentinels, self.eos_id, generator=g)
+            input_ids[row, :len(inputs)] = torch.tensor(inputs)
+            labels[row, :len(targets)] = torch.tensor(targets)
+        attention_mask = (input_ids != self.pad_id).long()
+        return {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": labels[rows]}
+
+    def loss(self, model, batch):
+        return model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+
+    def eval_sums(self, model, batch):
+        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).logits
+        labels = batch["labels"]
+        selected = labels != IGNORE_INDEX
+        total = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                ignore_index=IGNORE_INDEX, reduction="sum")
+        n = int(selected.sum())
+        correct = (logits.argmax(-1)[selected] == labels[selected]).sum()
+        return {"loss": _pair(total, n), "token_accuracy": _pair(correct, n)}
+
+    @staticmethod
+    def finish(sums):
+        out = Objective.finish(sums)
+        out["perplexity"] = math.exp(min(out["loss"], 50.0))
+        return out
+
+    def sample(self, model, device):
+        batch = self.batch(VAL, 0, 0, slice(0, 1))
+        ids = batch["input_ids"].to(device)
+        mask = batch["attention_mask"].to(device)
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=self.targets_length)
+        def dec(ids: list[int]) -> str:
+            return self.tokenizer.decode(ids).replace("\n", "⏎ ")
+
+        target = [t for t in batch["labels"][0].tolist() if t != IGNORE_INDEX]
+        return (f"input:     {dec([t for t in ids[0].tolist() if t != self.pad_id])}\n"
+                f"target:    {dec(target)}\n"
+                f"predicted: {dec(out[0, 1:].tolist())}")
+
+
+OBJECTIVES = {"gpt": CausalLMObjective, "bert": MaskedLMObjective, "t5": SpanCorruptionObjective}
+
+
+def make_objective(cfg: TrainConfig, data: dict[str, TokenSplit], tokenizer) -> Objective:
+    return OBJECTIVES[cfg.family](cfg, data, tokenizer)
+
+
+def documents_for_cache(cfg: TrainConfig, splits: dict[str, list[str]]) -> dict[str, list[list[str]]]:
+    """What the token cache stores per split: sentences per document for BERT, whole texts otherwise."""
+    if cfg.family == "bert":
+        return {name: sentence_documents(texts, cfg.corpus) for name, texts in splits.items()}
+    return {name: [[t] for t in texts if t] for name, texts in splits.items()}
+

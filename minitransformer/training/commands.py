@@ -1,0 +1,235 @@
+"""``minitransformer pretrain | generate | eval``: the command-line face of ``minitransformer.training``.
+
+    minitransformer pretrain gpt                      # char-level GPT on the embedded Shakespeare, ~4 min on a CPU
+    minitransformer pretrain bert --preset cpu --corpus my_books/ --out runs/bert
+    minitransformer pretrain gpt --resume --out runs/gpt-cpu      # continue a stopped run exactly
+    minitransformer generate --run runs/gpt-cpu --prompt "ROMEO."
+    minitransformer eval --run runs/gpt-cpu
+    torchrun --standalone --nproc_per_node=2 -m minitransformer pretrain gpt   # data-parallel
+
+User errors are raised (ValueError, FileNotFoundError, ...) and ``cli.main`` prints them as one
+line ``minitransformer <command>: error: ...`` with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from minitransformer.training.config import DTYPES, FAMILIES
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def default_run_dir(family: str, preset_name: str, resume: bool) -> Path:
+    """``runs/<family>-<preset>``; a fresh run never reuses a folder: ``-2``, ``-3``, ... are tried."""
+    base = Path("runs") / f"{family}-{preset_name}"
+    if resume or not base.exists():
+        return base
+    n = 2
+    while Path(f"{base}-{n}").exists():
+        n += 1
+    return Path(f"{base}-{n}")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The run's ``TrainConfig``: the preset, then every flag that was given."""
+    from minitransformer.training.presets import DEFAULT_PRESET, preset
+
+    vocab_size = args.vocab_size
+    if args.tokenizer is not None and args.tokenizer not in ("bpe", "wordpiece", "unigram") and vocab_size is None:
+        vocab_size = 0  # a char vocabulary or a tokenizer file decides its own size: drop the preset's
+    model = {k: v for k, v in (("d_model", args.d_model), ("n_layers", args.n_layers), ("n_heads", args.n_heads),
+                               ("dropout", args.dropout)) if v is not None}
+    return preset(
+        args.family, args.preset or DEFAULT_PRESET, model=model or None, corpus=args.corpus, tokenizer=args.tokenizer,
+        vocab_size=vocab_size, seq_len=args.seq_len, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        max_steps=args.max_steps, lr=args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps,
+        lr_decay_steps=args.lr_decay_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+        eval_every=args.eval_every, eval_batches=args.eval_batches, log_every=args.log_every,
+        save_every=args.save_every, keep_last=args.keep_last, sample_every=args.sample_every,
+        sample_tokens=args.sample_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
+        compile=True if args.compile else None, progress=False if args.no_progress else None, threads=args.threads,
+    )
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from minitransformer.training.trainer import TrainingDiverged, train
+
+    cfg = config_from_args(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(args.family, cfg.preset, args.resume)
+    try:
+        result = train(cfg, run_dir, resume=args.resume)
+    except TrainingDiverged as e:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"minitransformer pretrain: stopped: {e}", file=sys.stderr)
+        return 3
+    if not result.is_main:
+        return 0
+    val = result.val
+    if val:
+        shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in val.items())
+        print(f"done: step {result.step}, validation {shown}")
+    print(f"run folder: {run_dir}  (loss curve: {run_dir / 'loss.png'}, metrics: {run_dir / 'metrics.jsonl'})")
+    if cfg.family != "bert":
+        print(f"try: minitransformer generate --run {run_dir} --prompt \"{'ROMEO.' if cfg.family == 'gpt' else 'To be'}\"")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from minitransformer.training.trainer import load_run
+
+    cfg, model, tokenizer = load_run(args.run, args.device)
+    device = next(model.parameters()).device
+    family = cfg.family
+    prompt_ids = tokenizer.encode(args.prompt) if args.prompt else []
+    if family == "gpt":
+        if not prompt_ids:
+            raise ValueError("--prompt is empty (or has no tokens for this tokenizer); give some text to continue")
+        ids = torch.tensor([prompt_ids[-model.config.max_seq_len:]], dtype=torch.long, device=device)
+        g = torch.Generator(device=device).manual_seed(args.seed)
+        new: list[int] = []
+        shown = [tokenizer.decode(prompt_ids)]
+        sys.stdout.write(shown[0])
+        sys.stdout.flush()
+
+        def stream(tokens: torch.Tensor) -> None:  # print each token as it is chosen
+            new.append(int(tokens[0]))
+            text = tokenizer.decode(prompt_ids + new)
+            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                return
+            sys.stdout.write(text[len(shown[0]):])
+            sys.stdout.flush()
+            shown[0] = text
+
+        model.generate(ids, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                       top_p=args.top_p, do_sample=not args.greedy and args.temperature > 0, generator=g,
+                       streamer=stream, sliding_window=True)
+        print()
+        return 0
+    if family == "t5":
+        if not prompt_ids:
+            raise ValueError("--prompt is empty; give a text with sentinels such as 'To be or <extra_id_0> to be'")
+        eos = model.config.eos_token_id
+        ids = torch.tensor([prompt_ids[: model.config.max_seq_len - 1] + [eos]], dtype=torch.long, device=device)
+        out = model.generate(ids, max_new_tokens=min(args.max_new_tokens, model.config.max_seq_len),
+                             num_beams=args.num_beams)
+        print(tokenizer.decode(out[0, 1:].tolist(), skip_special_tokens=False))
+        return 0
+    # BERT: fill in [MASK] tokens
+    mask_id, cls_id, sep_id = (tokenizer.token_to_id(t) for t in ("[MASK]", "[CLS]", "[SEP]"))
+    if mask_id is None or mask_id not in prompt_ids:
+        raise ValueError("a BERT run fills in masked words: put [MASK] in --prompt, e.g. 'To be or [MASK] to be'")
+    ids = [cls_id, *prompt_ids[: model.config.max_seq_len - 2], sep_id]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids], device=device)).mlm_logits[0]  # (T, V)
+    for pos, token in enumerate(ids):
+        if token == mask_id:
+            top = logits[pos].float().softmax(-1).topk(5)
+            guesses = ", ".join(f"{tokenizer.id_to_token(int(i))} ({float(p):.2f})" for p, i in zip(*top, strict=True))
+            print(f"[MASK] at {pos}: {guesses}")
+    filled = [int(logits[pos].argmax()) if t == mask_id else t for pos, t in enumerate(ids)]
+    print(tokenizer.decode(filled[1:-1]))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from minitransformer.training.trainer import evaluate_run
+
+    metrics = evaluate_run(args.run, device=args.device, batches=args.batches)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print("validation: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pretrain``, ``generate`` and ``eval`` to the ``minitransformer`` command line."""
+    p = subparsers.add_parser(
+        "pretrain", help="pretrain a GPT, BERT or T5 on the embedded Shakespeare or your text",
+        description="Pretrain a model. Presets: tiny (seconds), cpu (minutes, the default), gpu; every flag "
+                    "overrides one setting. Distributed: torchrun --nproc_per_node=N -m minitransformer pretrain ...")
+    p.add_argument("family", choices=FAMILIES)
+    p.add_argument("--preset", default=None, help="tiny | cpu (default) | gpu (gpt also: nanogpt-cpu)")
+    p.add_argument("--corpus", default=None,
+                   help="'shakespeare' (embedded, default), a UTF-8 .txt file, a folder of .txt files or a glob")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<family>-<preset>, never reused)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--max-steps", type=_nonnegative_int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--save-every", type=_positive_int, default=None, help="checkpoint every N steps")
+    p.add_argument("--keep-last", type=_positive_int, default=None, help="checkpoints kept (plus the best)")
+    p.add_argument("--device", default=None, help="auto (default: cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    p.add_argument("--dtype", default=None, choices=DTYPES,
+                   help="auto (bfloat16 on CUDA, float32 elsewhere) | float32 | bfloat16 | float16 (CUDA only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps, slow start)")
+    p.add_argument("--tokenizer", default=None, help="char | bpe | wordpiece | unigram | path/to/tokenizer.json")
+    p.add_argument("--vocab-size", type=_positive_int, default=None, help="for a trained bpe/wordpiece/unigram")
+    p.add_argument("--seq-len", type=_positive_int, default=None,
+                   help="context length (GPT), pair length (BERT), encoder input length (T5)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="sequences per micro-batch (all processes)")
+    p.add_argument("--grad-accum", type=_positive_int, default=None, help="micro-batches per optimizer step")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    p.add_argument("--min-lr", type=float, default=None, help="learning rate at the end of the cosine decay")
+    p.add_argument("--warmup-steps", type=_nonnegative_int, default=None)
+    p.add_argument("--lr-decay-steps", type=_positive_int, default=None, help="cosine length (default: --max-steps)")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--grad-clip", type=float, default=None, help="max gradient norm (0: no clipping)")
+    p.add_argument("--eval-every", type=_positive_int, default=None)
+    p.add_argument("--eval-batches", type=_positive_int, default=None)
+    p.add_argument("--log-every", type=_positive_int, default=None)
+    p.add_argument("--sample-every", type=_nonnegative_int, default=None, help="0: only at the end")
+    p.add_argument("--sample-tokens", type=_nonnegative_int, default=None)
+    p.add_argument("--d-model", type=_positive_int, default=None)
+    p.add_argument("--n-layers", type=_positive_int, default=None)
+    p.add_argument("--n-heads", type=_positive_int, default=None)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (default: the preset's; the cpu preset uses 1, robust on a busy "
+                        "machine; 2 is faster on an idle 2-core one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and samples still print)")
+    p.set_defaults(func=cmd_pretrain)
+
+    g = subparsers.add_parser("generate", help="continue a prompt with a trained run (GPT streams tokens; "
+                                               "T5 fills <extra_id_N> spans; BERT fills [MASK])")
+    g.add_argument("--run", required=True, help="a run folder written by `minitransformer pretrain`")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--max-new-tokens", type=_positive_int, default=300)
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-k", type=_positive_int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--greedy", action="store_true", help="always the most likely token")
+    g.add_argument("--num-beams", type=_positive_int, default=1, help="T5: beam search width")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto")
+    g.set_defaults(func=cmd_generate)
+
+    e = subparsers.add_parser("eval", help="validation metrics of a run's saved model")
+    e.add_argument("--run", required=True)
+    e.add_argument("--batches", type=_positive_int, default=None, help="validation batches (default: the run's)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_eval)

@@ -1,0 +1,193 @@
+"""`minitransformer pretrain | generate | eval` end to end, and every bad input as one clear line."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from minitransformer import cli
+from minitransformer.training.metrics import read_metrics
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in argv])
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def pretrain(family: str, out: Path, *extra: str) -> tuple[int, str, str]:
+    return run_cli("pretrain", family, "--preset", "tiny", "--out", out, "--no-progress", *extra)
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """One tiny pretraining run per family, on the embedded corpus, through the command line."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for family in ("gpt", "bert", "t5"):
+        code, stdout, stderr = pretrain(family, root / family)
+        assert code == 0, stderr
+        assert "done: step" in stdout
+        out[family] = root / family
+    return out
+
+
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_tiny_pretraining_runs_and_its_loss_falls(runs, family):
+    run = runs[family]
+    for name in ("config.json", "tokenizer.json", "model.safetensors", "run.json", "metrics.jsonl", "metrics.csv",
+                 "loss.png"):
+        assert (run / name).is_file(), name
+    events = read_metrics(run)
+    assert all({"step", "split", "loss"} <= e.keys() for e in events)
+    val = [e for e in events if e["split"] == "val"]
+    train = [e for e in events if e["split"] == "train"]
+    assert val[0]["step"] == 0 and val[-1]["step"] == 40
+    assert val[-1]["loss"] < val[0]["loss"] - 0.3
+    assert train[-1]["loss"] < train[0]["loss"]
+    if family == "bert":
+        assert {"mlm_accuracy", "nsp_accuracy"} <= val[-1].keys()
+    if family == "t5":
+        assert val[-1]["token_accuracy"] > val[0]["token_accuracy"]
+    csv_lines = (run / "metrics.csv").read_text().splitlines()
+    assert len(csv_lines) == len(events) + 1 and csv_lines[0].startswith("step,split,loss")
+
+
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_eval_reproduces_the_last_validation_loss(runs, family):
+    code, stdout, stderr = run_cli("eval", "--run", runs[family], "--json", "--device", "cpu")
+    assert code == 0, stderr
+    metrics = json.loads(stdout)
+    last = [e for e in read_metrics(runs[family]) if e["split"] == "val"][-1]
+    assert metrics["loss"] == pytest.approx(last["loss"], rel=1e-5)
+
+
+def test_generate_from_each_family(runs):
+    code, out, err = run_cli("generate", "--run", runs["gpt"], "--prompt", "ROMEO.", "--max-new-tokens", "30",
+                             "--device", "cpu")
+    assert code == 0, err
+    assert out.startswith("ROMEO.") and len(out.rstrip("\n")) == len("ROMEO.") + 30  # char-level: 1 char a token
+    code, out2, _ = run_cli("generate", "--run", runs["gpt"], "--prompt", "ROMEO.", "--max-new-tokens", "30",
+                            "--device", "cpu")
+    assert out2 == out  # seeded
+    code, out, err = run_cli("generate", "--run", runs["t5"], "--prompt", "To be or <extra_id_0> to be",
+                             "--max-new-tokens", "8", "--device", "cpu")
+    assert code == 0 and out.strip(), err
+    code, out, err = run_cli("generate", "--run", runs["bert"], "--prompt", "to be or [MASK] to be", "--device", "cpu")
+    assert code == 0 and "[MASK] at" in out, err
+
+
+def assert_one_line_error(code: int, err: str, command: str, *needles: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"minitransformer {command}: error:"), lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_corpus_inputs(tmp_path):
+    out = tmp_path / "out"
+    code, _, err = pretrain("gpt", out, "--corpus", tmp_path / "missing.txt")
+    assert_one_line_error(code, err, "pretrain", "corpus not found")
+    (tmp_path / "empty.txt").write_text("")
+    code, _, err = pretrain("gpt", out, "--corpus", tmp_path / "empty.txt")
+    assert_one_line_error(code, err, "pretrain", "empty")
+    (tmp_path / "latin1.txt").write_bytes("Fran\xe7ois said caf\xe9".encode("latin-1"))
+    code, _, err = pretrain("gpt", out, "--corpus", tmp_path / "latin1.txt")
+    assert_one_line_error(code, err, "pretrain", "UTF-8")
+    (tmp_path / "nothing").mkdir()
+    code, _, err = pretrain("gpt", out, "--corpus", tmp_path / "nothing")
+    assert_one_line_error(code, err, "pretrain", "no .txt files")
+    code, _, err = pretrain("gpt", out, "--corpus", tmp_path / "*.md")
+    assert_one_line_error(code, err, "pretrain", "no files match")
+    assert not out.exists()  # nothing was created
+
+
+@pytest.mark.parametrize("family", ["gpt", "t5", "bert"])
+def test_corpus_smaller_than_one_context_window(tmp_path, family):
+    small = tmp_path / "small.txt"
+    small.write_text("To be, or not to be.\nThat is the question.\n" * 2)
+    extra = ["--tokenizer", "char"]
+    code, _, err = pretrain(family, tmp_path / "out", "--corpus", small, *extra)
+    assert_one_line_error(code, err, "pretrain", "too small")
+    assert not (tmp_path / "out").exists()  # a failed fresh run leaves nothing behind
+
+
+def test_existing_runs_are_never_overwritten(runs, tmp_path):
+    run = runs["gpt"]
+    before = fingerprint(run)
+    code, _, err = pretrain("gpt", run)  # no --resume
+    assert_one_line_error(code, err, "pretrain", "already holds a run", "--resume")
+    code, _, err = pretrain("gpt", run, "--resume", "--seq-len", "16")
+    assert_one_line_error(code, err, "pretrain", "different run", "seq_len")
+    code, _, err = pretrain("bert", run, "--resume")
+    assert_one_line_error(code, err, "pretrain", "different run", "family")
+    code, _, err = pretrain("gpt", run, "--resume", "--corpus", runs["gpt"] / "config.json")
+    assert_one_line_error(code, err, "pretrain", "different run", "corpus")
+    assert fingerprint(run) == before
+    other = tmp_path / "not-empty"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    code, _, err = pretrain("gpt", other)
+    assert_one_line_error(code, err, "pretrain", "not empty")
+    assert (other / "notes.txt").read_text() == "mine" and len(list(other.iterdir())) == 1
+
+
+def test_unwritable_or_missing_folders(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = pretrain("gpt", blocker / "run")
+    assert_one_line_error(code, err, "pretrain", "cannot write")
+    code, _, err = pretrain("gpt", blocker)
+    assert_one_line_error(code, err, "pretrain", "is a file")
+    code, _, err = pretrain("gpt", tmp_path / "nothing-here", "--resume")
+    assert_one_line_error(code, err, "pretrain", "no run to resume")
+    code, _, err = run_cli("generate", "--run", tmp_path / "nowhere", "--prompt", "hi")
+    assert_one_line_error(code, err, "generate", "not found")
+    code, _, err = run_cli("eval", "--run", tmp_path / "nowhere")
+    assert_one_line_error(code, err, "eval", "not found")
+    assert blocker.read_text() == "x"
+
+
+def test_bad_settings(runs, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = pretrain("gpt", out, "--dtype", "float16", "--device", "cpu")
+    assert_one_line_error(code, err, "pretrain", "float16", "CUDA")
+    code, _, err = pretrain("gpt", out, "--device", "cuda:99")
+    assert_one_line_error(code, err, "pretrain", "cuda:99")
+    code, _, err = pretrain("gpt", out, "--preset", "huge")
+    assert_one_line_error(code, err, "pretrain", "unknown gpt preset", "tiny")
+    code, _, err = pretrain("gpt", out, "--tokenizer", "bpe")
+    assert_one_line_error(code, err, "pretrain", "--vocab-size")
+    code, _, err = pretrain("gpt", out, "--tokenizer", tmp_path / "tok.json")
+    assert_one_line_error(code, err, "pretrain", "tok.json")
+    code, _, err = pretrain("t5", out, "--tokenizer", runs["gpt"] / "tokenizer.json")
+    assert_one_line_error(code, err, "pretrain", "lacks the special tokens")
+    code, _, err = run_cli("generate", "--run", runs["bert"], "--prompt", "no mask here")
+    assert_one_line_error(code, err, "generate", "[MASK]")
+    code, _, err = pretrain("gpt", out, "--max-steps", "-3")  # argparse's own message, also exit 2
+    assert code == 2 and "--max-steps" in err
+    assert not out.exists()

@@ -1,0 +1,52 @@
+"""DistributedDataParallel: two gloo processes (torchrun) train to the same weights as one process
+with the same global batch, gradient accumulation included."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from minitransformer.data.corpus import load_corpus
+from minitransformer.training import preset, train
+from minitransformer.training.metrics import read_metrics
+
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS = dict(max_steps=4, batch_size=8, grad_accum=2, save_every=4, eval_every=2, eval_batches=2, log_every=1,
+                sample_every=0)
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(load_corpus()[:30_000], encoding="utf-8")
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "minitransformer", "pretrain", "gpt", "--preset", "tiny", "--corpus", str(corpus),
+               "--out", str(tmp_path / "ddp"), "--device", "cpu", "--no-progress", *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("done: step 4") == 1  # only rank 0 talks
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = preset("gpt", "tiny", corpus=str(corpus), device="cpu", progress=False, plot=False, **SETTINGS)
+        train(cfg, tmp_path / "single", say=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+
+    ddp, single = load_file(str(tmp_path / "ddp" / "model.safetensors")), load_file(str(tmp_path / "single" /
+                                                                                        "model.safetensors"))
+    assert ddp.keys() == single.keys()
+    for key in single:
+        torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5, msg=key)
+    losses = {name: [(e["step"], e["split"], e["loss"]) for e in read_metrics(tmp_path / name)]
+              for name in ("ddp", "single")}
+    assert [e[:2] for e in losses["ddp"]] == [e[:2] for e in losses["single"]]
+    for (_, _, a), (_, _, b) in zip(losses["ddp"], losses["single"], strict=True):
+        assert abs(a - b) < 1e-4
+    assert losses["single"][-1][2] < losses["single"][0][2]

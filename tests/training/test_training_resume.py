@@ -1,0 +1,92 @@
+"""Resume is exact: a run stopped at step k and resumed logs the same losses, bit for bit on a CPU,
+as the same run never stopped (API.md: "--resume continues it exactly")."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from minitransformer.data.corpus import load_corpus
+from minitransformer.training import preset, train
+from minitransformer.training.metrics import read_metrics
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest (and reproducibly) on one thread of a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "plays.txt"
+    path.write_text(load_corpus()[:40_000], encoding="utf-8")
+    return path
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def losses(run_dir: Path) -> list[tuple[int, str, float]]:
+    return [(e["step"], e["split"], e["loss"]) for e in read_metrics(run_dir)]
+
+
+SMALL_MODEL = {
+    "gpt": dict(d_model=16, n_layers=1, n_heads=2, dropout=0.1),
+    "bert": dict(d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.1),
+    "t5": dict(d_model=16, d_kv=8, n_heads=2, d_ff=32, n_layers=1, dropout=0.1),
+}
+
+
+def config(family: str, corpus: Path, max_steps: int, **overrides):
+    settings = dict(corpus=str(corpus), max_steps=max_steps, lr_decay_steps=8, warmup_steps=2, save_every=2,
+                    eval_every=2, eval_batches=1, log_every=1, sample_every=0, sample_tokens=4, progress=False, plot=False,
+                    model=SMALL_MODEL[family], seq_len=24, batch_size=4, grad_accum=2)
+    if family != "gpt":
+        settings["vocab_size"] = 200
+    settings.update(overrides)
+    return preset(family, "tiny", **settings)
+
+
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_stopped_and_resumed_run_logs_the_same_losses_bitwise(family, corpus, tmp_path):
+    # dropout > 0 and gradient accumulation: the random streams and the data position must both resume
+    full, parts = tmp_path / "full", tmp_path / "parts"
+    train(config(family, corpus, 8), full, say=quiet)
+    train(config(family, corpus, 4), parts, say=quiet)      # "killed" after the step-4 checkpoint
+    assert max(e[0] for e in losses(parts)) == 4
+    train(config(family, corpus, 8), parts, resume=True, say=quiet)
+
+    expected, got = losses(full), losses(parts)
+    assert [e[:2] for e in got] == [e[:2] for e in expected]
+    assert got == expected  # exact float equality, train and validation
+    # the weights themselves are identical too
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(full / "model.safetensors")), load_file(str(parts / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_run_other_seed_other_run(corpus, tmp_path):
+    train(config("gpt", corpus, 2), tmp_path / "a", say=quiet)
+    train(config("gpt", corpus, 2), tmp_path / "b", say=quiet)
+    train(config("gpt", corpus, 2, seed=7), tmp_path / "c", say=quiet)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    train_a = [e for e in losses(tmp_path / "a") if e[1] == "train"]
+    train_c = [e for e in losses(tmp_path / "c") if e[1] == "train"]
+    assert train_a != train_c
+
+
+def test_resume_after_the_end_is_a_no_op_and_resume_can_extend(corpus, tmp_path):
+    run = tmp_path / "run"
+    train(config("gpt", corpus, 2), run, say=quiet)
+    before = losses(run)
+    result = train(config("gpt", corpus, 2), run, resume=True, say=quiet)
+    assert result.step == 2 and losses(run) == before
+    result = train(config("gpt", corpus, 4), run, resume=True, say=quiet)   # --max-steps may grow
+    assert result.step == 4 and losses(run)[: len(before)] == before

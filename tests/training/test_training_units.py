@@ -1,0 +1,209 @@
+"""The pieces of pretraining: token cache, corpus split, schedule, batches, NaN guard."""
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from minitransformer import cli
+from minitransformer.data.corpus import load_corpus
+from minitransformer.data.span_corruption import reconstruct
+from minitransformer.tokenizers import BPETokenizer, CharTokenizer
+from minitransformer.training import batches, preset, tokens
+from minitransformer.training import checkpoint as ckpt
+from minitransformer.training.metrics import read_metrics
+from minitransformer.training.trainer import lr_at
+
+TEXT = load_corpus()[:20_000]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---- token cache -------------------------------------------------------------------------------
+
+def test_token_dtype_is_the_smallest_that_fits():
+    assert tokens.token_dtype(65) == np.uint16 and tokens.token_dtype(65536) == np.uint16
+    assert tokens.token_dtype(65537) == np.uint32 and tokens.token_dtype(50257) == np.uint16
+
+
+def test_array_file_round_trip_and_damage_detection(tmp_path):
+    ids = np.arange(1000, dtype=np.uint16)
+    tokens.write_array(tmp_path / "a.bin", ids, fingerprint="x")
+    back = tokens.read_array(tmp_path / "a.bin")
+    assert isinstance(back, np.memmap) and np.array_equal(back, ids)
+    assert (tmp_path / "a.bin").stat().st_size == 2000  # raw uint16, nanoGPT-style
+    with open(tmp_path / "a.bin", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="damaged"):
+        tokens.read_array(tmp_path / "a.bin")
+    with pytest.raises(FileNotFoundError):
+        tokens.read_array(tmp_path / "missing.bin")
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_fast_encoder_gives_the_tokenizers_ids(kind):
+    tok = CharTokenizer.train(TEXT) if kind == "char" else BPETokenizer.train(TEXT, vocab_size=300, backend="hf")
+    encode = tokens.fast_encoder(tok, TEXT[:2000])
+    pieces = [TEXT[:7000], TEXT[7000:]]
+    assert encode(pieces) == [tok.encode(p) for p in pieces]
+
+
+def test_cache_is_reused_rebuilt_when_stale_and_strict_on_resume(tmp_path):
+    tok = CharTokenizer.train(TEXT)
+    docs = {"train": [[TEXT[:15000]]], "val": [[TEXT[15000:]]]}
+    first = tokens.load_or_build_cache(tmp_path, docs, tok)
+    assert np.array_equal(first["train"].tokens, tok.encode(TEXT[:15000]))
+    stamp = (tmp_path / "train.tokens.bin").stat().st_mtime_ns
+    again = tokens.load_or_build_cache(tmp_path, docs, tok)
+    assert (tmp_path / "train.tokens.bin").stat().st_mtime_ns == stamp
+    assert np.array_equal(again["val"].tokens, first["val"].tokens)
+    changed = {"train": [[TEXT[:14000]]], "val": [[TEXT[15000:]]]}
+    with pytest.raises(ValueError, match="differs"):
+        tokens.load_or_build_cache(tmp_path, changed, tok, must_match=True)
+    rebuilt = tokens.load_or_build_cache(tmp_path, changed, tok)
+    assert len(rebuilt["train"]) == len(tok.encode(TEXT[:14000]))
+
+
+def test_segments_and_documents_keep_sentences():
+    tok = CharTokenizer.train(TEXT)
+    docs = [["To be.", "Or not."], ["Ay."]]
+    split = tokens.tokenize_documents(docs, tokens.fast_encoder(tok), tok.vocab_size)
+    assert split.document_sentences() == [[tok.encode(s) for s in d] for d in docs]
+
+
+# ---- corpus split, schedule --------------------------------------------------------------------
+
+def test_user_corpus_split_is_nanogpts_first_90_percent(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    split = batches.split_corpus(str(path), 0.1)
+    (train,), (val,) = split["train"], split["val"]
+    assert train + val == TEXT and train.endswith("\n")
+    assert abs(len(val) / len(TEXT) - 0.1) < 0.01
+    assert batches.split_corpus(str(path), 0.1) == split
+
+
+def test_embedded_corpus_split_cuts_every_play():
+    from minitransformer.data.corpus import load_plays
+
+    split = batches.split_corpus("shakespeare", 0.1)
+    plays = list(load_plays().values())
+    assert len(split["train"]) == len(split["val"]) == len(plays)
+    assert all(a + b == p for a, b, p in zip(split["train"], split["val"], plays, strict=True))
+
+
+def test_learning_rate_warms_up_linearly_then_follows_a_cosine_to_min_lr():
+    cfg = preset("gpt", "tiny", lr=1e-3, min_lr=1e-4, warmup_steps=10, lr_decay_steps=110)
+    warm = [lr_at(s, cfg) for s in range(10)]
+    assert all(b - a == pytest.approx(1e-3 / 11) for a, b in itertools.pairwise(warm))
+    assert lr_at(10, cfg) == pytest.approx(1e-3)
+    assert lr_at(60, cfg) == pytest.approx((1e-3 + 1e-4) / 2)  # half way down the cosine
+    decay = [lr_at(s, cfg) for s in range(10, 111)]
+    assert all(b <= a for a, b in itertools.pairwise(decay))
+    assert lr_at(110, cfg) == lr_at(500, cfg) == pytest.approx(1e-4)
+
+
+# ---- batches -----------------------------------------------------------------------------------
+
+def objective_for(family: str, **overrides):
+    cfg = preset(family, "tiny", corpus="my-text.txt", **overrides)  # a user corpus: blank lines cut documents
+    splits = {"train": [TEXT[:15000]], "val": [TEXT[15000:]]}
+    tok = batches.build_tokenizer(cfg, splits)
+    data = {name: tokens.tokenize_documents(docs, tokens.fast_encoder(tok), tok.vocab_size)
+            for name, docs in batches.documents_for_cache(cfg, splits).items()}
+    return batches.make_objective(cfg, data, tok)
+
+
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_batches_depend_only_on_the_step_and_split_evenly_over_processes(family):
+    obj = objective_for(family, batch_size=6)
+    whole = obj.batch(batches.TRAIN, 5, 1, slice(None))
+    again = obj.batch(batches.TRAIN, 5, 1, slice(None))
+    other = obj.batch(batches.TRAIN, 6, 1, slice(None))
+    key = "input_ids"
+    assert torch.equal(whole[key], again[key]) and not torch.equal(whole[key], other[key])
+    parts = [obj.batch(batches.TRAIN, 5, 1, slice(r * 2, r * 2 + 2)) for r in range(3)]  # 3 "processes"
+    for name in whole:
+        assert torch.equal(torch.cat([p[name] for p in parts]), whole[name])
+
+
+def test_gpt_targets_are_the_inputs_shifted_by_one():
+    obj = objective_for("gpt")
+    b = obj.batch(batches.TRAIN, 0, 0, slice(None))
+    assert b["input_ids"].shape == (8, 32) and torch.equal(b["input_ids"][:, 1:], b["targets"][:, :-1])
+    stream = torch.from_numpy(np.asarray(obj.data["train"].tokens, dtype=np.int64))
+    row = b["input_ids"][0]
+    starts = [s for s in range(len(stream) - 32) if torch.equal(stream[s:s + 32], row)]
+    assert starts and torch.equal(stream[starts[0] + 1:starts[0] + 33], b["targets"][0])
+
+
+def test_bert_batches_frame_mask_and_label_pairs():
+    obj = objective_for("bert")
+    b = obj.batch(batches.TRAIN, 0, 0, slice(None))
+    assert b["input_ids"].shape == (8, 48)  # padded to seq_len: fixed shapes
+    assert bool((b["input_ids"][:, 0] == obj.cls_id).all())
+    selected = b["mlm_labels"] != -100
+    assert selected.any() and not bool(selected[b["attention_mask"] == 0].any())
+    assert set(b["nsp_labels"].tolist()) <= {0, 1}
+    assert not bool(torch.isin(b["mlm_labels"][selected], torch.tensor([obj.cls_id, obj.sep_id, obj.pad_id])).any())
+
+
+def test_t5_batches_reconstruct_their_window():
+    obj = objective_for("t5")
+    b = obj.batch(batches.TRAIN, 3, 0, slice(None))
+    assert b["input_ids"].shape == (8, 48) and b["labels"].shape == (8, obj.targets_length)
+    stream = np.asarray(obj.data["train"].tokens, dtype=np.int64).tolist()
+    for row in range(2):
+        inputs = [t for t in b["input_ids"][row].tolist() if t != obj.pad_id]
+        targets = [t for t in b["labels"][row].tolist() if t != -100]
+        original = reconstruct(inputs, targets, obj.sentinels, obj.eos_id)
+        assert len(original) == obj.tokens_length
+        assert any(stream[s:s + len(original)] == original for s in range(len(stream) - len(original) + 1))
+
+
+def test_wordpiece_training_gives_the_same_ids_every_time():
+    cfg = preset("bert", "tiny")
+    splits = {"train": [TEXT], "val": [""]}
+    a = batches.build_tokenizer(cfg, splits).to_hf_dict()
+    b = batches.build_tokenizer(cfg, splits).to_hf_dict()
+    assert a["model"]["vocab"] == b["model"]["vocab"]
+
+
+# ---- the NaN guard -----------------------------------------------------------------------------
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    calls = {"n": 0}
+    real_loss = batches.CausalLMObjective.loss
+
+    def poisoned(self, model, batch):
+        calls["n"] += 1
+        loss = real_loss(self, model, batch)
+        return loss * float("nan") if calls["n"] == 7 else loss  # the 7th forward: step 7
+
+    monkeypatch.setattr(batches.CausalLMObjective, "loss", poisoned)
+    run = tmp_path / "run"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["pretrain", "gpt", "--preset", "tiny", "--corpus", str(corpus), "--out", str(run),
+                         "--no-progress", "--save-every", "5", "--eval-every", "5", "--max-steps", "10"])
+    assert code == 3
+    message = err.getvalue().strip()
+    assert len(message.splitlines()) == 1 and "nan" in message and "step 7" in message and "ckpt-000005" in message
+    assert ckpt.latest_checkpoint(run).name == "ckpt-000005"
+    assert max(e["step"] for e in read_metrics(run)) <= 6
+    from safetensors.torch import load_file
+
+    top, kept = load_file(str(run / "model.safetensors")), load_file(str(run / "checkpoints/ckpt-000005/model.safetensors"))
+    assert all(torch.equal(top[k], kept[k]) for k in kept)
