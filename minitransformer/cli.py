@@ -14,20 +14,16 @@ USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsA
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from minitransformer import bench, exercises
     from minitransformer.tokenizers import commands as tokenizer_commands
+    from minitransformer.training import commands as training_commands
 
-    parser = argparse.ArgumentParser(prog="minitransformer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="minitransformer",
+        description="Build, pretrain and inspect small Transformers (BERT, GPT, T5) from shared blocks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    tokenizer_commands.add_commands(sub)
-    for module_name in ("minitransformer.training.commands", "minitransformer.bench",
-                        "minitransformer.exercises"):
-        try:
-            module = __import__(module_name, fromlist=["add_commands"])
-        except ModuleNotFoundError as e:  # an area not built yet
-            if e.name != module_name:
-                raise
-            continue
-        module.add_commands(sub)
+    for area in (tokenizer_commands, training_commands, bench, exercises):
+        area.add_commands(sub)
     return parser
 
 
