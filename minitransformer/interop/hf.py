@@ -7,6 +7,7 @@ That one-to-one mapping is what proves our architecture is the published one.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -47,8 +48,11 @@ def from_hf(hf_model_or_state_dict: nn.Module | dict[str, torch.Tensor], config:
             raise ValueError(f"unsupported Hugging Face model_type {model_type!r}; "
                              f"supported: {', '.join(_BY_MODEL_TYPE)}")
         interop = _BY_MODEL_TYPE[model_type]
-        cfg = config if config is not None else interop.config_from_hf(hf_config.to_dict())
         state_dict = hf_model_or_state_dict.state_dict()
+        cfg = config if config is not None else interop.config_from_hf(hf_config.to_dict())
+        if config is None and interop is bert_interop:
+            # BertModel, BertForPreTraining, ElectraForMaskedLM ... differ only in which heads they carry
+            cfg = dataclasses.replace(cfg, **bert_interop.heads_in_hf_state_dict(state_dict))
     elif isinstance(hf_model_or_state_dict, dict):
         if config is None:
             raise ValueError("from_hf(state_dict) needs `config=` (a GPTConfig, BertConfig or T5Config) "
