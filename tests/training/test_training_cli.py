@@ -42,21 +42,26 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """One tiny pretraining run per family, on the embedded corpus, through the command line."""
+def runs(tmp_path_factory):
+    """``runs(family)``: a tiny pretraining run of that family on the embedded corpus, through the
+    command line; made on first use (so parallel test workers only make the runs they need)."""
     root = tmp_path_factory.mktemp("runs")
-    out = {}
-    for family in ("gpt", "bert", "t5"):
-        code, stdout, stderr = pretrain(family, root / family)
-        assert code == 0, stderr
-        assert "done: step" in stdout
-        out[family] = root / family
-    return out
+    made: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in made:
+            code, stdout, stderr = pretrain(family, root / family)
+            assert code == 0, stderr
+            assert "done: step" in stdout
+            made[family] = root / family
+        return made[family]
+
+    return get
 
 
 @pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
 def test_tiny_pretraining_runs_and_its_loss_falls(runs, family):
-    run = runs[family]
+    run = runs(family)
     for name in ("config.json", "tokenizer.json", "model.safetensors", "run.json", "metrics.jsonl", "metrics.csv",
                  "loss.png"):
         assert (run / name).is_file(), name
@@ -77,25 +82,25 @@ def test_tiny_pretraining_runs_and_its_loss_falls(runs, family):
 
 @pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
 def test_eval_reproduces_the_last_validation_loss(runs, family):
-    code, stdout, stderr = run_cli("eval", "--run", runs[family], "--json", "--device", "cpu")
+    code, stdout, stderr = run_cli("eval", "--run", runs(family), "--json", "--device", "cpu")
     assert code == 0, stderr
     metrics = json.loads(stdout)
-    last = [e for e in read_metrics(runs[family]) if e["split"] == "val"][-1]
+    last = [e for e in read_metrics(runs(family)) if e["split"] == "val"][-1]
     assert metrics["loss"] == pytest.approx(last["loss"], rel=1e-5)
 
 
 def test_generate_from_each_family(runs):
-    code, out, err = run_cli("generate", "--run", runs["gpt"], "--prompt", "ROMEO.", "--max-new-tokens", "30",
+    code, out, err = run_cli("generate", "--run", runs("gpt"), "--prompt", "ROMEO.", "--max-new-tokens", "30",
                              "--device", "cpu")
     assert code == 0, err
     assert out.startswith("ROMEO.") and len(out.rstrip("\n")) == len("ROMEO.") + 30  # char-level: 1 char a token
-    code, out2, _ = run_cli("generate", "--run", runs["gpt"], "--prompt", "ROMEO.", "--max-new-tokens", "30",
+    code, out2, _ = run_cli("generate", "--run", runs("gpt"), "--prompt", "ROMEO.", "--max-new-tokens", "30",
                             "--device", "cpu")
     assert out2 == out  # seeded
-    code, out, err = run_cli("generate", "--run", runs["t5"], "--prompt", "To be or <extra_id_0> to be",
+    code, out, err = run_cli("generate", "--run", runs("t5"), "--prompt", "To be or <extra_id_0> to be",
                              "--max-new-tokens", "8", "--device", "cpu")
     assert code == 0 and out.strip(), err
-    code, out, err = run_cli("generate", "--run", runs["bert"], "--prompt", "to be or [MASK] to be", "--device", "cpu")
+    code, out, err = run_cli("generate", "--run", runs("bert"), "--prompt", "to be or [MASK] to be", "--device", "cpu")
     assert code == 0 and "[MASK] at" in out, err
 
 
@@ -137,7 +142,7 @@ def test_corpus_smaller_than_one_context_window(tmp_path, family):
 
 
 def test_existing_runs_are_never_overwritten(runs, tmp_path):
-    run = runs["gpt"]
+    run = runs("gpt")
     before = fingerprint(run)
     code, _, err = pretrain("gpt", run)  # no --resume
     assert_one_line_error(code, err, "pretrain", "already holds a run", "--resume")
@@ -145,7 +150,7 @@ def test_existing_runs_are_never_overwritten(runs, tmp_path):
     assert_one_line_error(code, err, "pretrain", "different run", "seq_len")
     code, _, err = pretrain("bert", run, "--resume")
     assert_one_line_error(code, err, "pretrain", "different run", "family")
-    code, _, err = pretrain("gpt", run, "--resume", "--corpus", runs["gpt"] / "config.json")
+    code, _, err = pretrain("gpt", run, "--resume", "--corpus", runs("gpt") / "config.json")
     assert_one_line_error(code, err, "pretrain", "different run", "corpus")
     assert fingerprint(run) == before
     other = tmp_path / "not-empty"
@@ -184,9 +189,9 @@ def test_bad_settings(runs, tmp_path):
     assert_one_line_error(code, err, "pretrain", "--vocab-size")
     code, _, err = pretrain("gpt", out, "--tokenizer", tmp_path / "tok.json")
     assert_one_line_error(code, err, "pretrain", "tok.json")
-    code, _, err = pretrain("t5", out, "--tokenizer", runs["gpt"] / "tokenizer.json")
+    code, _, err = pretrain("t5", out, "--tokenizer", runs("gpt") / "tokenizer.json")
     assert_one_line_error(code, err, "pretrain", "lacks the special tokens")
-    code, _, err = run_cli("generate", "--run", runs["bert"], "--prompt", "no mask here")
+    code, _, err = run_cli("generate", "--run", runs("bert"), "--prompt", "no mask here")
     assert_one_line_error(code, err, "generate", "[MASK]")
     code, _, err = pretrain("gpt", out, "--max-steps", "-3")  # argparse's own message, also exit 2
     assert code == 2 and "--max-steps" in err
