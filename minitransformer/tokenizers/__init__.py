@@ -14,9 +14,9 @@ from minitransformer.tokenizers.base import (
 )
 from minitransformer.tokenizers.bpe import BPETokenizer
 from minitransformer.tokenizers.char import CharTokenizer
+from minitransformer.tokenizers.io import load_tokenizer
 from minitransformer.tokenizers.unigram import UnigramTokenizer
 from minitransformer.tokenizers.wordpiece import WordPieceTokenizer
-from minitransformer.tokenizers.io import load_tokenizer
 
 __all__ = [
     "Tokenizer", "CharTokenizer", "BPETokenizer", "WordPieceTokenizer", "UnigramTokenizer", "load_tokenizer",

@@ -2,23 +2,33 @@
 
 A tokenizer turns text into a list of integer ids and back. The four algorithms (char, byte-level
 BPE, WordPiece, Unigram) differ only in how they split text; batching, padding, truncation,
-special tokens and files are the same for all of them and live here.
+special tokens and files are the same for all of them and live here, with the input checks they share.
 """
 from __future__ import annotations
 
 import json
+import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer as HFTokenizer
 
 # Special-token sets of the three families (Devlin et al. 2019; Radford et al. 2019; Raffel et al. 2020).
 BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 GPT_SPECIAL_TOKENS = ["<|endoftext|>"]
 T5_SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
 T5_SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"] + T5_SENTINELS
+
+# How a tokenizer with a choice encodes and trains: our readable Python ("python") or the Hugging
+# Face ``tokenizers`` library ("hf"), which gives the same ids, much faster.
+BACKENDS = ("python", "hf")
+BackendName = str  # one of BACKENDS
 
 
 class Tokenizer(ABC):
@@ -60,6 +70,8 @@ class Tokenizer(ABC):
         """Inverse of ``to_hf_dict``; also accepts files written by ``tokenizers`` itself."""
 
     special_tokens: list[str]
+
+    _hf: HFTokenizer | None = None  # built by hf_tokenizer() on first use, then reused
 
     # ---- shared behaviour -------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:
@@ -147,17 +159,37 @@ class Tokenizer(ABC):
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Tokenizer:
+    def load(cls, path: str | Path, **kwargs) -> Tokenizer:
         """Read a ``tokenizer.json`` (ours or one written by ``tokenizers``).
 
+        Keyword arguments go to ``from_hf_dict`` (``backend="hf"`` for WordPiece and Unigram).
         A file this class cannot read (another model type, unsupported options, a broken
         vocabulary) is a ValueError that names the file.
         """
         data = read_tokenizer_json(path)
         try:
-            return cls.from_hf_dict(data)
+            return cls.from_hf_dict(data, **kwargs)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: cannot load as {cls.__name__}: {e}") from e
+
+    def hf_tokenizer(self) -> HFTokenizer:
+        """This tokenizer as a ``tokenizers.Tokenizer`` (built from ``to_hf_dict`` on first use, then reused).
+
+        It is what ``backend="hf"`` encodes with, and a reference to compare our own encoding with.
+        """
+        if self._hf is None:
+            from tokenizers import Tokenizer as HFTokenizer
+
+            self._hf = HFTokenizer.from_str(json.dumps(self.to_hf_dict()))
+        return self._hf
+
+    def _added_tokens_json(self) -> list[dict]:
+        """The ``added_tokens`` of ``to_hf_dict``: the special tokens, matched exactly in the raw text."""
+        return [
+            {"id": self.token_to_id(t), "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True}
+            for t in self.special_tokens
+        ]
 
 
 def read_tokenizer_json(path: str | Path) -> dict:
@@ -172,6 +204,73 @@ def read_tokenizer_json(path: str | Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict) or "type" not in data["model"]:
         raise ValueError(f"{path} is not a Hugging Face tokenizer.json: no 'model' with a 'type'")
     return data
+
+
+def check_added_tokens(data: dict) -> list[dict]:
+    """The ``added_tokens`` of a tokenizer.json, checked for the features WordPiece and Unigram implement.
+
+    Each entry needs an int ``id`` and a str ``content``; the options that change how an added token
+    is matched (``single_word``, ``lstrip``, ``rstrip``, ``normalized``) are a ValueError.
+    """
+    added = data.get("added_tokens") or []
+    for tok in added:
+        if not isinstance(tok, dict) or not isinstance(tok.get("content"), str) or not isinstance(tok.get("id"), int):
+            raise ValueError(f"added_tokens entries need 'id' (int) and 'content' (str), got {tok!r}")
+        for flag in ("single_word", "lstrip", "rstrip", "normalized"):
+            if tok.get(flag, False):
+                raise ValueError(
+                    f"added token {tok['content']!r} sets {flag}=true, which minitransformer does not "
+                    "implement (special tokens are matched exactly in the raw text)"
+                )
+    return added
+
+
+def hf_model_section(data: dict, model_type: str) -> dict:
+    """The ``model`` object of a tokenizer.json dict, which must be of type ``model_type`` (ValueError if not)."""
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ValueError("not a tokenizer.json dict: no 'model' object")
+    model = data["model"]
+    if model.get("type") != model_type:
+        raise ValueError(f"expected a {model_type} model, got model type {model.get('type')!r}")
+    return model
+
+
+def check_backend(backend: str) -> None:
+    """ValueError unless ``backend`` is one of ``BACKENDS``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'python' or 'hf', got {backend!r}")
+
+
+def check_vocab_size(vocab_size: int) -> None:
+    """TypeError unless ``vocab_size`` is an int (a bool is not); each trainer checks the range itself."""
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+
+
+def as_token_id(idx) -> int:
+    """An id as a Python int: ints, numpy integers and 0-d integer tensors pass, floats do not (TypeError)."""
+    try:
+        return operator.index(idx)
+    except TypeError:
+        raise TypeError(f"token ids must be integers, got {type(idx).__name__}: {idx!r}") from None
+
+
+def as_training_texts(texts: str | Iterable[str]) -> list[str]:
+    """Training input as a list: one str, or an iterable of str (a list of documents, an open file...).
+
+    A non-str item is a TypeError naming its index; no text at all (or only whitespace) is a ValueError.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    elif not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+    if not any(t.strip() for t in out):
+        raise ValueError("no text to train on: texts is empty or only whitespace")
+    return out
 
 
 def check_special_tokens(tokens: Iterable[str] | None) -> list[str]:
@@ -204,6 +303,32 @@ def special_token_pattern(tokens: Iterable[str]) -> re.Pattern[str] | None:
     if not tokens:
         return None
     return re.compile("(" + "|".join(re.escape(t) for t in tokens) + ")")
+
+
+def split_on_special_tokens(text: str, pattern: re.Pattern[str] | None) -> list[tuple[str, bool]]:
+    """Cut ``text`` around the special tokens written in it: [(piece, is_special), ...].
+
+    ``pattern`` is ``special_token_pattern(special_tokens)``: the longest special token wins where
+    several start at one place, so a special token is never split by the subword model. Special
+    tokens are found in the raw text, before normalization. Empty pieces are dropped.
+    """
+    if pattern is None:
+        return [(text, False)] if text else []
+    # split() with one capturing group alternates: text, special, text, special, ...
+    return [(piece, i % 2 == 1) for i, piece in enumerate(pattern.split(text)) if piece]
+
+
+def cached_word_ids(cache: dict[str, list[int]], word: str, word_to_ids: Callable[[str], list[int]]) -> list[int]:
+    """``word_to_ids(word)``, remembered in ``cache``: text repeats its words, so most are looked up once.
+
+    The cache stops growing at 100,000 words, which bounds memory on endless streams.
+    """
+    ids = cache.get(word)
+    if ids is None:
+        ids = word_to_ids(word)
+        if len(cache) < 100_000:
+            cache[word] = ids
+    return ids
 
 
 def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:

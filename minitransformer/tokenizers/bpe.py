@@ -22,7 +22,6 @@ import functools
 import heapq
 import itertools
 import json
-import operator
 import re
 import unicodedata
 import warnings
@@ -31,14 +30,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from minitransformer.tokenizers.base import (
+    BACKENDS,  # noqa: F401  (still importable as bpe.BACKENDS)
     GPT_SPECIAL_TOKENS,
     Tokenizer,
+    as_token_id,
+    check_backend,
     check_special_tokens,
+    check_vocab_size,
     special_token_pattern,
+    split_on_special_tokens,
 )
-
-BACKENDS = ("python", "hf")
-
 
 # ---- bytes as printable characters ----------------------------------------------------------------
 
@@ -234,7 +235,7 @@ def _documents(texts: str | Iterable[str], special: re.Pattern[str] | None) -> I
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts must contain only str, item {i} is {type(text).__name__}")
-        yield from (special.split(text)[::2] if special is not None else [text])
+        yield from (piece for piece, is_special in split_on_special_tokens(text, special) if not is_special)
 
 
 # ---- the tokenizer --------------------------------------------------------------------------------
@@ -317,10 +318,8 @@ class BPETokenizer(Tokenizer):
         tokenizer then also encodes through ``tokenizers``.
         """
         specials = check_special_tokens(special_tokens)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        check_backend(backend)
+        check_vocab_size(vocab_size)
         base = 256 + sum(1 for t in specials if t not in bytes_to_unicode().values())
         if vocab_size < base:
             raise ValueError(f"vocab_size={vocab_size} is below the base alphabet: 256 bytes + "
@@ -406,13 +405,10 @@ class BPETokenizer(Tokenizer):
 
     @backend.setter
     def backend(self, value: str) -> None:
-        if value not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
+        check_backend(value)
         self._backend = value
-        if value == "hf" and self._hf is None:
-            from tokenizers import Tokenizer as HFTokenizer
-
-            self._hf = HFTokenizer.from_str(json.dumps(self.to_hf_dict()))
+        if value == "hf":
+            self.hf_tokenizer()  # build it now, so that encode can use self._hf directly
 
     # ---- vocabulary -----------------------------------------------------------------------------
     @property
@@ -471,13 +467,10 @@ class BPETokenizer(Tokenizer):
         return ids
 
     def _encode_python(self, text: str, continues_segment: bool = False) -> list[int]:
-        pieces = self._special_pattern.split(text) if self._special_pattern is not None else [text]
         ids: list[int] = []
-        for k, piece in enumerate(pieces):
-            if k % 2 == 1:  # a special token
+        for k, (piece, is_special) in enumerate(split_on_special_tokens(text, self._special_pattern)):
+            if is_special:
                 ids.append(self._special_ids[piece])
-                continue
-            if not piece:
                 continue
             if self.add_prefix_space and not piece.startswith(" ") and not (k == 0 and continues_segment):
                 piece = " " + piece
@@ -586,7 +579,7 @@ class BPETokenizer(Tokenizer):
         skip = set(self._special_ids.values()) if skip_special_tokens else set()
         out = bytearray()
         for idx in ids:
-            idx = operator.index(idx)
+            idx = as_token_id(idx)
             if idx not in skip:
                 out += self._bytes_of(idx)
         return out.decode("utf-8", errors="replace")
@@ -599,11 +592,7 @@ class BPETokenizer(Tokenizer):
             "version": "1.0",
             "truncation": None,
             "padding": None,
-            "added_tokens": [
-                {"id": self._vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                 "normalized": False, "special": True}
-                for t in self.special_tokens
-            ],
+            "added_tokens": self._added_tokens_json(),
             "normalizer": None,
             "pre_tokenizer": byte_level,
             "post_processor": {**byte_level, "trim_offsets": False},

@@ -11,10 +11,15 @@ characters back without spaces, so ``tokenizers.Tokenizer.from_file`` gives the 
 """
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 
-from minitransformer.tokenizers.base import Tokenizer, check_special_tokens, special_token_pattern
+from minitransformer.tokenizers.base import (
+    Tokenizer,
+    as_token_id,
+    check_special_tokens,
+    special_token_pattern,
+    split_on_special_tokens,
+)
 
 # The regex of the Split pre-tokenizer in our tokenizer.json: any single character.
 ONE_CHARACTER = r"[\s\S]"
@@ -62,8 +67,9 @@ class CharTokenizer(Tokenizer):
         for i, text in enumerate(texts_or_text):
             if not isinstance(text, str):
                 raise TypeError(f"texts must contain only str, item {i} is {type(text).__name__}")
-            for piece in (pattern.split(text)[::2] if pattern is not None else [text]):
-                seen.update(piece)
+            for piece, is_special in split_on_special_tokens(text, pattern):
+                if not is_special:
+                    seen.update(piece)
         return cls(sorted(seen), specials, unk_token)
 
     # ---- vocabulary -----------------------------------------------------------------------------
@@ -76,7 +82,7 @@ class CharTokenizer(Tokenizer):
 
     def id_to_token(self, idx: int) -> str:
         try:
-            idx = operator.index(idx)
+            idx = as_token_id(idx)
             if idx < 0:
                 raise IndexError
             return self._id_to_token[idx]
@@ -88,11 +94,10 @@ class CharTokenizer(Tokenizer):
         """One id per character; special tokens written in the text are one id each."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
-        pieces = self._special_pattern.split(text) if self._special_pattern is not None else [text]
         ids: list[int] = []
         unk_id = self._vocab.get(self.unk_token) if self.unk_token is not None else None
-        for k, piece in enumerate(pieces):
-            if k % 2 == 1:  # a special token
+        for piece, is_special in split_on_special_tokens(text, self._special_pattern):
+            if is_special:
                 ids.append(self._vocab[piece])
                 continue
             for c in piece:
@@ -110,7 +115,7 @@ class CharTokenizer(Tokenizer):
             raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
         n_chars = len(self.chars)
         return "".join(self.id_to_token(i) for i in ids
-                       if not (skip_special_tokens and operator.index(i) >= n_chars))
+                       if not (skip_special_tokens and as_token_id(i) >= n_chars))
 
     # ---- files ----------------------------------------------------------------------------------
     def to_hf_dict(self) -> dict:
@@ -124,11 +129,7 @@ class CharTokenizer(Tokenizer):
             "version": "1.0",
             "truncation": None,
             "padding": None,
-            "added_tokens": [
-                {"id": self._vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                 "normalized": False, "special": True}
-                for t in self.special_tokens
-            ],
+            "added_tokens": self._added_tokens_json(),
             "normalizer": None,
             "pre_tokenizer": {"type": "Split", "pattern": {"Regex": ONE_CHARACTER}, "behavior": "Isolated",
                               "invert": False},

@@ -31,19 +31,20 @@ import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 
 from minitransformer.tokenizers.base import (
     T5_SPECIAL_TOKENS,
+    BackendName,
     Tokenizer,
-    check_special_tokens,
-    special_token_pattern,
-)
-from minitransformer.tokenizers.wordpiece import (
-    _as_text_list,
-    _check_added_tokens,
-    _check_backend,
     as_token_id,
+    as_training_texts,
+    cached_word_ids,
+    check_added_tokens,
+    check_backend,
+    check_special_tokens,
+    check_vocab_size,
+    hf_model_section,
+    special_token_pattern,
     split_on_special_tokens,
 )
 
@@ -52,8 +53,6 @@ BYTE_PIECES = [f"<0x{b:02X}>" for b in range(256)]  # byte-fallback pieces, one 
 UNK_PENALTY = 10.0  # an unknown character scores (lowest piece score - 10), as in SentencePiece
 PREPEND_SCHEMES = ("first", "always", "never")
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
-
-BackendName = str  # "python" or "hf"
 
 
 def nfkc_normalize(text: str) -> str:
@@ -121,7 +120,7 @@ class UnigramTokenizer(Tokenizer):
         prepend_scheme: str = "first",
         backend: BackendName = "python",
     ):
-        _check_backend(backend)
+        check_backend(backend)
         if prepend_scheme not in PREPEND_SCHEMES:
             raise ValueError(f"prepend_scheme must be one of {PREPEND_SCHEMES}, got {prepend_scheme!r}")
         if isinstance(pieces, (str, dict)) or not isinstance(pieces, Sequence) or not pieces:
@@ -157,7 +156,7 @@ class UnigramTokenizer(Tokenizer):
         self.min_score = min(score for _, score in checked)
         self._max_piece_chars = max(len(p) for p, _ in checked)
         self._word_cache: dict[str, list[int]] = {}
-        self._hf = None  # tokenizers.Tokenizer, built on first use when backend == "hf"
+        self._hf = None  # tokenizers.Tokenizer, built by hf_tokenizer() on first use (backend == "hf")
 
     # ---- vocabulary -------------------------------------------------------------------------
     @property
@@ -251,12 +250,7 @@ class UnigramTokenizer(Tokenizer):
                 ids.append(self.piece_to_id[piece])
             else:
                 for word in self.pre_tokenize(piece, at_start=position == 0):
-                    cached = self._word_cache.get(word)
-                    if cached is None:
-                        cached = self.word_to_ids(word)
-                        if len(self._word_cache) < 100_000:
-                            self._word_cache[word] = cached
-                    ids.extend(cached)
+                    ids.extend(cached_word_ids(self._word_cache, word, self.word_to_ids))
             position += len(piece)
         return ids
 
@@ -326,11 +320,7 @@ class UnigramTokenizer(Tokenizer):
             "version": "1.0",
             "truncation": None,
             "padding": None,
-            "added_tokens": [
-                {"id": self.piece_to_id[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                 "normalized": False, "special": True}
-                for t in self.special_tokens
-            ],
+            "added_tokens": self._added_tokens_json(),
             "normalizer": {"type": "NFKC"} if self.nfkc else None,
             "pre_tokenizer": {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": self.prepend_scheme,
                               "split": True},
@@ -342,11 +332,7 @@ class UnigramTokenizer(Tokenizer):
 
     @classmethod
     def from_hf_dict(cls, data: dict, backend: BackendName = "python") -> UnigramTokenizer:
-        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-            raise ValueError("not a tokenizer.json dict: no 'model' object")
-        model = data["model"]
-        if model.get("type") != "Unigram":
-            raise ValueError(f"expected a Unigram model, got model type {model.get('type')!r}")
+        model = hf_model_section(data, "Unigram")
         vocab = model.get("vocab")
         if not isinstance(vocab, list) or not vocab:
             raise ValueError("Unigram model 'vocab' must be a non-empty list of [piece, score]")
@@ -368,7 +354,7 @@ class UnigramTokenizer(Tokenizer):
         else:  # files from older tokenizers versions
             scheme = "always" if pre.get("add_prefix_space", True) else "never"
         specials = []
-        for tok in _check_added_tokens(data):
+        for tok in check_added_tokens(data):
             if tok["id"] >= len(vocab) or vocab[tok["id"]][0] != tok["content"]:
                 raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
                                  "with that id")
@@ -382,22 +368,6 @@ class UnigramTokenizer(Tokenizer):
             prepend_scheme=scheme,
             backend=backend,
         )
-
-    @classmethod
-    def load(cls, path: str | Path, backend: BackendName = "python") -> UnigramTokenizer:
-        """Read a ``tokenizer.json`` (errors name the file); ``backend="hf"`` encodes with ``tokenizers``."""
-        _check_backend(backend)
-        tok = super().load(path)
-        tok.backend = backend
-        return tok
-
-    def hf_tokenizer(self):
-        """This tokenizer as a ``tokenizers.Tokenizer`` (the fast backend; built once, then reused)."""
-        if self._hf is None:
-            from tokenizers import Tokenizer as HFTokenizer
-
-            self._hf = HFTokenizer.from_str(json.dumps(self.to_hf_dict()))
-        return self._hf
 
     # ---- training ---------------------------------------------------------------------------
     @classmethod
@@ -421,14 +391,13 @@ class UnigramTokenizer(Tokenizer):
         pieces follow the special tokens; they score below any other segmentation, so text such as
         "<0x41>" typed by a user is never read as a byte (the characters ``<>x0-9A-F`` are kept).
         """
-        _check_backend(backend)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        check_backend(backend)
+        check_vocab_size(vocab_size)
         if prepend_scheme not in PREPEND_SCHEMES:
             raise ValueError(f"prepend_scheme must be one of {PREPEND_SCHEMES}, got {prepend_scheme!r}")
         if not 0.0 < shrinking_factor < 1.0:
             raise ValueError(f"shrinking_factor must be in (0, 1), got {shrinking_factor}")
-        texts = _as_text_list(texts)
+        texts = as_training_texts(texts)
         special_tokens = check_special_tokens(special_tokens)
         if unk_token not in special_tokens:
             special_tokens.append(unk_token)

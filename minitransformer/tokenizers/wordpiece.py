@@ -28,8 +28,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import operator
-import re
 import unicodedata
 import warnings
 from collections import Counter, defaultdict
@@ -39,9 +37,18 @@ from pathlib import Path
 
 from minitransformer.tokenizers.base import (
     BERT_SPECIAL_TOKENS,
+    BackendName,
     Tokenizer,
+    as_token_id,
+    as_training_texts,
+    cached_word_ids,
+    check_added_tokens,
+    check_backend,
     check_special_tokens,
+    check_vocab_size,
+    hf_model_section,
     special_token_pattern,
+    split_on_special_tokens,
 )
 
 # Unicode's White_Space property (PropList.txt). Python's str.isspace() is wider (it also counts
@@ -61,8 +68,6 @@ CJK_RANGES = (
     (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
     (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
 )
-
-BackendName = str  # "python" or "hf"
 
 
 def is_control(ch: str) -> bool:
@@ -136,62 +141,6 @@ def bert_pre_tokenize(text: str) -> list[str]:
     return words
 
 
-def split_on_special_tokens(text: str, pattern: re.Pattern[str] | None) -> list[tuple[str, bool]]:
-    """Cut ``text`` around the special tokens written in it: [(piece, is_special), ...].
-
-    ``pattern`` is ``base.special_token_pattern(special_tokens)``: the longest special token wins
-    where several start at one place, so a special token is never split by the subword model.
-    Special tokens are found in the raw text, before normalization. Empty pieces are dropped.
-    """
-    if pattern is None:
-        return [(text, False)] if text else []
-    # split() with one capturing group alternates: text, special, text, special, ...
-    return [(piece, i % 2 == 1) for i, piece in enumerate(pattern.split(text)) if piece]
-
-
-def as_token_id(idx) -> int:
-    """An id as a Python int: ints, numpy integers and 0-d integer tensors pass, floats do not."""
-    try:
-        return operator.index(idx)
-    except TypeError:
-        raise TypeError(f"token ids must be integers, got {type(idx).__name__}: {idx!r}") from None
-
-
-def _check_backend(backend: str) -> None:
-    if backend not in ("python", "hf"):
-        raise ValueError(f"backend must be 'python' or 'hf', got {backend!r}")
-
-
-def _as_text_list(texts: str | Iterable[str]) -> list[str]:
-    """Training input: one str, or an iterable of str (a list of documents, an open file...)."""
-    if isinstance(texts, str):
-        texts = [texts]
-    elif not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}")
-    out = list(texts)
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-    if not any(t.strip() for t in out):
-        raise ValueError("no text to train on: texts is empty or only whitespace")
-    return out
-
-
-def _check_added_tokens(data: dict) -> list[dict]:
-    """The ``added_tokens`` of a tokenizer.json, checked for the features we implement."""
-    added = data.get("added_tokens") or []
-    for tok in added:
-        if not isinstance(tok, dict) or not isinstance(tok.get("content"), str) or not isinstance(tok.get("id"), int):
-            raise ValueError(f"added_tokens entries need 'id' (int) and 'content' (str), got {tok!r}")
-        for flag in ("single_word", "lstrip", "rstrip", "normalized"):
-            if tok.get(flag, False):
-                raise ValueError(
-                    f"added token {tok['content']!r} sets {flag}=true, which minitransformer does not "
-                    "implement (special tokens are matched exactly in the raw text)"
-                )
-    return added
-
-
 class WordPieceTokenizer(Tokenizer):
     """BERT's tokenizer: ``bert_normalize`` -> ``bert_pre_tokenize`` -> greedy longest-match-first.
 
@@ -214,7 +163,7 @@ class WordPieceTokenizer(Tokenizer):
         cleanup: bool = False,
         backend: BackendName = "python",
     ):
-        _check_backend(backend)
+        check_backend(backend)
         if isinstance(vocab, dict):
             vocab = dict(vocab)
         elif isinstance(vocab, Sequence) and not isinstance(vocab, str):
@@ -254,7 +203,7 @@ class WordPieceTokenizer(Tokenizer):
         self.backend = backend
         self._max_piece_chars = max(len(t) for t in vocab)  # no match can be longer than this
         self._word_cache: dict[str, list[int]] = {}
-        self._hf = None  # tokenizers.Tokenizer, built on first use when backend == "hf"
+        self._hf = None  # tokenizers.Tokenizer, built by hf_tokenizer() on first use (backend == "hf")
 
     # ---- vocabulary -------------------------------------------------------------------------
     @property
@@ -308,12 +257,7 @@ class WordPieceTokenizer(Tokenizer):
                 ids.append(self.vocab[piece])
                 continue
             for word in bert_pre_tokenize(self.normalize(piece)):
-                cached = self._word_cache.get(word)
-                if cached is None:
-                    cached = self.word_to_ids(word)
-                    if len(self._word_cache) < 100_000:
-                        self._word_cache[word] = cached
-                ids.extend(cached)
+                ids.extend(cached_word_ids(self._word_cache, word, self.word_to_ids))
         return ids
 
     def encode_iterable(self, lines: Iterable[str]) -> Iterator[int]:
@@ -367,11 +311,7 @@ class WordPieceTokenizer(Tokenizer):
             "version": "1.0",
             "truncation": None,
             "padding": None,
-            "added_tokens": [
-                {"id": self.vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                 "normalized": False, "special": True}
-                for t in self.special_tokens
-            ],
+            "added_tokens": self._added_tokens_json(),
             "normalizer": {"type": "BertNormalizer", "clean_text": self.clean_text,
                            "handle_chinese_chars": self.handle_chinese_chars, "strip_accents": self.strip_accents,
                            "lowercase": self.lowercase},
@@ -384,11 +324,7 @@ class WordPieceTokenizer(Tokenizer):
 
     @classmethod
     def from_hf_dict(cls, data: dict, backend: BackendName = "python") -> WordPieceTokenizer:
-        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-            raise ValueError("not a tokenizer.json dict: no 'model' object")
-        model = data["model"]
-        if model.get("type") != "WordPiece":
-            raise ValueError(f"expected a WordPiece model, got model type {model.get('type')!r}")
+        model = hf_model_section(data, "WordPiece")
         vocab = model.get("vocab")
         if not isinstance(vocab, dict) or not vocab or not all(
             isinstance(k, str) and isinstance(v, int) for k, v in vocab.items()
@@ -417,7 +353,7 @@ class WordPieceTokenizer(Tokenizer):
         if decoder is not None and decoder.get("prefix", "##") != prefix:
             raise ValueError("the WordPiece decoder's prefix differs from the model's continuing_subword_prefix")
         specials = []
-        for tok in _check_added_tokens(data):
+        for tok in check_added_tokens(data):
             if vocab.get(tok["content"]) != tok["id"]:
                 raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
                                  "with that id")
@@ -432,22 +368,6 @@ class WordPieceTokenizer(Tokenizer):
             backend=backend,
             **norm,
         )
-
-    @classmethod
-    def load(cls, path: str | Path, backend: BackendName = "python") -> WordPieceTokenizer:
-        """Read a ``tokenizer.json`` (errors name the file); ``backend="hf"`` encodes with ``tokenizers``."""
-        _check_backend(backend)
-        tok = super().load(path)
-        tok.backend = backend
-        return tok
-
-    def hf_tokenizer(self):
-        """This tokenizer as a ``tokenizers.Tokenizer`` (the fast backend; built once, then reused)."""
-        if self._hf is None:
-            from tokenizers import Tokenizer as HFTokenizer
-
-            self._hf = HFTokenizer.from_str(json.dumps(self.to_hf_dict()))
-        return self._hf
 
     # ---- BERT's published vocabularies ------------------------------------------------------
     @classmethod
@@ -503,10 +423,9 @@ class WordPieceTokenizer(Tokenizer):
         likelihood gain first (see ``likelihood_gain``), until ``vocab_size`` pieces exist.
         ``backend="hf"`` uses ``tokenizers``' WordPieceTrainer instead (frequency-based merges).
         """
-        _check_backend(backend)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-        texts = _as_text_list(texts)
+        check_backend(backend)
+        check_vocab_size(vocab_size)
+        texts = as_training_texts(texts)
         special_tokens = check_special_tokens(special_tokens)
         if unk_token not in special_tokens:
             special_tokens.insert(0, unk_token)
