@@ -154,9 +154,11 @@ def build_tokenizer(cfg: TrainConfig, splits: dict[str, list[str]]):
         from minitransformer.tokenizers import WordPieceTokenizer
 
         specials = specials if "[UNK]" in specials else ["[UNK]", *specials]
-        tok = WordPieceTokenizer.train(lines, vocab_size=cfg.vocab_size, special_tokens=specials,
-                                       unk_token="[UNK]", backend="hf")
-        return canonical_wordpiece_ids(tok)
+        # `tokenizers`' WordPiece trainer breaks ties in hash-map order, so its vocabulary changes
+        # slightly from process to process; ours is deterministic (and takes seconds at these sizes),
+        # which "the same --seed gives the same run" needs.
+        return WordPieceTokenizer.train(lines, vocab_size=cfg.vocab_size, special_tokens=specials,
+                                        unk_token="[UNK]", backend="python")
     from minitransformer.tokenizers import UnigramTokenizer
 
     if "<unk>" not in specials:
@@ -172,25 +174,6 @@ def build_tokenizer(cfg: TrainConfig, splits: dict[str, list[str]]):
         lines = lines[:: math.ceil(total / budget)]
     return UnigramTokenizer.train(lines, vocab_size=cfg.vocab_size, special_tokens=specials, unk_token="<unk>",
                                   backend="python")
-
-
-def canonical_wordpiece_ids(tok):
-    """The same WordPiece vocabulary with its ids in a fixed order: special tokens first (as trained),
-    then the other pieces sorted.
-
-    ``tokenizers``' WordPiece trainer learns the same pieces every time but numbers them in hash-map
-    order, which changes from process to process; WordPiece's greedy longest match does not depend
-    on the ids, so renumbering makes the same corpus and seed give the same run.
-    """
-    data = tok.to_hf_dict()
-    vocab = data["model"]["vocab"]
-    specials = sorted((t for t in tok.special_tokens if t in vocab), key=vocab.__getitem__)
-    if [vocab[t] for t in specials] != list(range(len(specials))):
-        return tok  # not the layout the trainer writes: leave it alone
-    special_set = set(specials)
-    order = specials + sorted(t for t in vocab if t not in special_set)
-    data["model"]["vocab"] = {t: i for i, t in enumerate(order)}
-    return type(tok).from_hf_dict(data)
 
 
 def required_special_tokens(cfg: TrainConfig) -> list[str]:
