@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -186,7 +187,7 @@ def required_special_tokens(cfg: TrainConfig) -> list[str]:
 
 # ---- objectives --------------------------------------------------------------------------------
 
-class Objective:
+class Objective(ABC):
     """What the trainer asks of a family. Subclasses fill in the four methods."""
 
     family: str = ""
@@ -196,20 +197,21 @@ class Objective:
         self.data = data
         self.tokenizer = tokenizer
 
-    # the shape of the model this objective trains
+    @abstractmethod
     def model_config(self):
-        raise NotImplementedError
+        """The config of the model this objective trains."""
 
+    @abstractmethod
     def batch(self, split: int, step: int, micro: int, rows: slice) -> dict[str, torch.Tensor]:
         """Rows ``rows`` of the global micro-batch ``(split, step, micro)``: tensors on the CPU."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """The training loss of one batch."""
 
+    @abstractmethod
     def eval_sums(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-batch sums for validation metrics: name -> tensor([total, count])."""
-        raise NotImplementedError
 
     @staticmethod
     def finish(sums: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -220,7 +222,7 @@ class Objective:
     def sample(self, model: nn.Module, device: torch.device) -> str:
         return ""
 
-    def check_sizes(self) -> None:
+    def check_sizes(self) -> None:  # noqa: B027 (optional hook: most objectives have nothing to check)
         """ValueError if the corpus is too small for one example of either split."""
 
 
