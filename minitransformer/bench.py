@@ -144,7 +144,7 @@ def scaling_markdown() -> tuple[str, list[tuple[str, dict[str, int]]]]:
     rows = [(name, parameter_breakdown(cfg)) for name, cfg in shapes]
     lines = ["| GPT shape | total | embeddings | attention | feed-forward | norms | 12·L·d² (rule of thumb) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for (name, parts), (_, cfg) in zip(rows, shapes):
+    for (name, parts), (_, cfg) in zip(rows, shapes, strict=True):
         total = sum(parts.values())
         pct = {k: f"{v:,} ({100 * v / total:.0f}%)" for k, v in parts.items()}
         lines.append(f"| {name} | {total:,} | {pct['embeddings']} | {pct['attention']} | {pct['feed-forward']} | "
@@ -164,7 +164,7 @@ def plot_scaling(rows: list[tuple[str, dict[str, int]]], path: Path) -> None:
     for part in ("embeddings", "attention", "feed-forward", "norms"):
         share = [100 * parts[part] / sum(parts.values()) for _, parts in rows]
         ax.bar([name for name, _ in rows], share, bottom=bottom, label=part)
-        bottom = [b + s for b, s in zip(bottom, share)]
+        bottom = [b + s for b, s in zip(bottom, share, strict=True)]
     ax.set_ylabel("% of parameters")
     ax.set_title("Where a GPT's parameters live")
     ax.legend(loc="lower right")
@@ -182,6 +182,13 @@ def _time(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, ids: torch.Tensor) -> None:
+    """One causal-LM training step: forward, backward, AdamW."""
+    model(ids, labels=ids).loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def throughput_markdown(steps: int = 5) -> str:
     """Training-step tokens/s of small GPTs (fp32, AdamW) and model-FLOPs utilisation vs a measured matmul peak."""
     from minitransformer.models.gpt import GPT
@@ -197,14 +204,7 @@ def throughput_markdown(steps: int = 5) -> str:
         model = GPT(cfg)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         ids = torch.randint(0, cfg.vocab_size, (batch, cfg.max_seq_len))
-
-        def step() -> None:
-            loss = model(ids, labels=ids).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        seconds = _time(step, steps)
+        seconds = _time(lambda m=model, o=opt, x=ids: _train_step(m, o, x), steps)
         tokens_per_s = batch * cfg.max_seq_len / seconds
         n_params = count_parameters(model)
         flops_per_token = 6 * n_params + 12 * cfg.n_layers * cfg.max_seq_len * cfg.d_model
@@ -221,7 +221,8 @@ def attention_markdown(lengths: tuple[int, ...] = (64, 256, 1024, 2048), repeats
              "|---:|---:|---:|---:|---:|"]
     for t in lengths:
         q, k, v = (torch.randn(1, 8, t, 64) for _ in range(3))
-        times = {b: _time(lambda b=b: attention(q, k, v, is_causal=True, backend=b), repeats) for b in ("manual", "sdpa")}
+        times = {b: _time(lambda b=b, q=q, k=k, v=v: attention(q, k, v, is_causal=True, backend=b), repeats)
+                 for b in ("manual", "sdpa")}
         lines.append(f"| {t} | {1e3 * times['manual']:.2f} | {1e3 * times['sdpa']:.2f} | "
                      f"{times['manual'] / times['sdpa']:.2f}x | {8 * t * t * 4 / 1e6:.1f} |")
     return "\n".join(lines)

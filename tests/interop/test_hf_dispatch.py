@@ -40,7 +40,7 @@ def test_from_hf_gpt2_and_state_dict_needs_config():
     with pytest.raises(ValueError, match="needs `config=`"):
         mt.from_hf(hf.state_dict())
     again = mt.from_hf(hf.state_dict(), config=ours.config)
-    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), ours.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), ours.state_dict().values(), strict=True))
 
 
 def test_from_hf_rejects_other_things():
