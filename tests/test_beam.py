@@ -16,15 +16,6 @@ from minitransformer.beam import beam_search
 EOS, PAD = 1, 0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run fastest on one thread; two threads on shared, busy cores mostly wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def markov_step(V: int, seed: int, max_len: int = 16):
     """A toy 'model': next-token logits depend on the last token and the position."""
     g = torch.Generator().manual_seed(seed)

@@ -23,14 +23,6 @@ TOPICS = [["sword", "battle", "king", "crown", "army"],
 FILLER = ["the", "a", "and", "of", "my", "is"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tokenizer() -> WordPieceTokenizer:
     return WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + sum(TOPICS, []))
 

@@ -18,15 +18,6 @@ from minitransformer.models.config import GPTConfig
 from minitransformer.models.gpt import GPT
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(seed: int = 0, **kw) -> GPT:
     torch.manual_seed(seed)
     base = dict(vocab_size=41, max_seq_len=24, d_model=24, n_layers=2, n_heads=2, dropout=0.0)

@@ -29,15 +29,6 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: several threads per test process on a busy 2-core machine spin-wait badly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def encoder() -> SentenceEncoder:
     return SentenceEncoder.from_pretrained()

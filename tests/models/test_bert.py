@@ -18,15 +18,6 @@ from minitransformer.models.config import BertConfig
 TINY = BertConfig.preset("tiny")  # vocab 512, d_model 64, 2 layers, dropout 0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; several threads on a busy 2-core machine spin-wait badly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**overrides) -> Bert:
     torch.manual_seed(0)
     return Bert(dataclasses.replace(TINY, **overrides))

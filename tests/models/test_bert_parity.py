@@ -22,15 +22,6 @@ from minitransformer.models.config import BertConfig
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run fastest on one thread; several threads on a busy 2-core machine spin-wait badly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 SMALL = dict(vocab_size=101, hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=80,
              max_position_embeddings=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 

@@ -14,16 +14,6 @@ from minitransformer.models.config import GPTConfig
 from minitransformer.models.gpt import GPT
 from minitransformer.optim import make_adamw, param_groups
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine spin-wait (~20x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY = dict(vocab_size=53, max_seq_len=32, d_model=24, n_layers=2, n_heads=3, dropout=0.0)
 
 

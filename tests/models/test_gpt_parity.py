@@ -18,14 +18,6 @@ from minitransformer.models.gpt import GPT
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # odd head sizes (7, 15, 9), 1-4 layers, vocabularies that are not multiples of 64
 CONFIGS = [
     dict(vocab_size=101, max_seq_len=64, d_model=21, n_layers=1, n_heads=3),   # d_head 7

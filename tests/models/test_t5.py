@@ -21,15 +21,6 @@ TINY = dict(vocab_size=50, d_model=32, d_kv=8, n_heads=4, d_ff=64, n_layers=2, d
             relative_attention_num_buckets=8, relative_attention_max_distance=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on shared, busy cores mostly wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(seed: int = 0, **overrides) -> T5:
     torch.manual_seed(seed)
     return T5(T5Config(**{**TINY, **overrides})).eval()

@@ -33,15 +33,6 @@ CONFIGS = {"v1.0": V10, "v1.1": V11}
 BACKENDS = [("sdpa", "sdpa"), ("manual", "eager")]  # (ours, transformers' attn_implementation)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on shared, busy cores mostly wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @functools.cache
 def make_pair(name: str, backend: str = "sdpa", hf_attn: str = "sdpa"):
     """(ours, hf) in eval mode: HF from a config with random weights, ours converted from it."""

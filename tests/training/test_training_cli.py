@@ -8,18 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from minitransformer import cli
 from minitransformer.training.metrics import read_metrics
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:

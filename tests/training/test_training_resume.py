@@ -12,15 +12,6 @@ from minitransformer.training import preset, train
 from minitransformer.training.metrics import read_metrics
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and reproducibly) on one thread of a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "plays.txt"

@@ -21,14 +21,6 @@ from minitransformer.training.trainer import lr_at
 TEXT = load_corpus()[:20_000]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---- token cache -------------------------------------------------------------------------------
 
 def test_token_dtype_is_the_smallest_that_fits():
