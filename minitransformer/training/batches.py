@@ -191,6 +191,7 @@ class Objective(ABC):
     """What the trainer asks of a family. Subclasses fill in the four methods."""
 
     family: str = ""
+    reports_perplexity = False  # exp(loss) is meaningful for token-level cross-entropy losses only
 
     def __init__(self, cfg: TrainConfig, data: dict[str, TokenSplit], tokenizer) -> None:
         self.cfg = cfg
@@ -213,10 +214,11 @@ class Objective(ABC):
     def eval_sums(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-batch sums for validation metrics: name -> tensor([total, count])."""
 
-    @staticmethod
-    def finish(sums: dict[str, torch.Tensor]) -> dict[str, float]:
+    def finish(self, sums: dict[str, torch.Tensor]) -> dict[str, float]:
         """Validation metrics from summed totals; must include "loss"."""
         out = {name: float(v[0] / v[1]) if float(v[1]) > 0 else float("nan") for name, v in sums.items()}
+        if self.reports_perplexity:
+            out["perplexity"] = math.exp(min(out["loss"], 50.0))
         return out
 
     def sample(self, model: nn.Module, device: torch.device) -> str:
@@ -271,11 +273,7 @@ class CausalLMObjective(Objective):
         total = F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch["targets"].reshape(-1), reduction="sum")
         return {"loss": _pair(total, batch["targets"].numel())}
 
-    @staticmethod
-    def finish(sums):
-        out = Objective.finish(sums)
-        out["perplexity"] = math.exp(min(out["loss"], 50.0))
-        return out
+    reports_perplexity = True
 
     def sample(self, model, device):
         prompt = self.tokenizer.encode(self.cfg.sample_prompt) if self.cfg.sample_prompt else []
@@ -394,9 +392,8 @@ class MaskedLMObjective(Objective):
             "nsp_accuracy": _pair((nsp_logits.argmax(-1) == batch["nsp_labels"]).sum(), n_nsp),
         }
 
-    @staticmethod
-    def finish(sums):
-        out = Objective.finish(sums)
+    def finish(self, sums):
+        out = super().finish(sums)
         return {"loss": out["mlm_loss"] + out["nsp_loss"], **out}  # as the model's training loss: the sum
 
     def sample(self, model, device):
@@ -498,11 +495,7 @@ class SpanCorruptionObjective(Objective):
         correct = (logits.argmax(-1)[selected] == labels[selected]).sum()
         return {"loss": _pair(total, n), "token_accuracy": _pair(correct, n)}
 
-    @staticmethod
-    def finish(sums):
-        out = Objective.finish(sums)
-        out["perplexity"] = math.exp(min(out["loss"], 50.0))
-        return out
+    reports_perplexity = True
 
     def sample(self, model, device):
         batch = self.batch(VAL, 0, 0, slice(0, 1))
