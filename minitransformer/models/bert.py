@@ -34,6 +34,7 @@ from torch import nn
 from minitransformer.models.config import BertConfig
 from minitransformer.models.heads import ClassificationHead, DiscriminatorHead, MLMHead, Pooler
 from minitransformer.nn.attention import padding_bias
+from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.embeddings import (
     LearnedPositionalEmbedding,
     SegmentEmbedding,
@@ -80,7 +81,7 @@ class BertEmbeddings(nn.Module):
             self.position.padding_idx = cfg.position_offset - 1
         self.segment = SegmentEmbedding(cfg.type_vocab_size, e)
         self.norm = LayerNorm(e, eps=cfg.norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
                 token_type_ids: torch.Tensor | None) -> torch.Tensor:  # (B, T) -> (B, T, E)

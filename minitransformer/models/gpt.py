@@ -30,6 +30,7 @@ from torch import nn
 
 from minitransformer.models.config import GPTConfig
 from minitransformer.nn.attention import padding_bias
+from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.embeddings import LearnedPositionalEmbedding, TokenEmbedding, check_ids
 from minitransformer.nn.layers import DecoderCache, DecoderLayer
 from minitransformer.nn.norms import make_norm
@@ -56,7 +57,7 @@ class GPT(nn.Module):
         self.config = c = config
         self.tok_emb = TokenEmbedding(c.vocab_size, c.d_model)  # wte
         self.pos_emb = LearnedPositionalEmbedding(c.max_seq_len, c.d_model)  # wpe
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.layers = nn.ModuleList(
             DecoderLayer(c.d_model, c.n_heads, c.d_ff, cross_attention=False, pre_norm=True,
                          dropout=c.dropout, activation=c.activation, norm="layernorm", norm_eps=c.norm_eps,

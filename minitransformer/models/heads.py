@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.feedforward import activation_fn
 from minitransformer.nn.norms import LayerNorm
 
@@ -90,7 +91,7 @@ class ClassificationHead(nn.Module):
         super().__init__()
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(d_model, n_classes)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:  # (B, C) -> (B, n_classes)

@@ -33,6 +33,7 @@ from minitransformer.beam import beam_search
 from minitransformer.generation import check_sampling_args, decode_loop
 from minitransformer.models.config import T5Config
 from minitransformer.nn.attention import padding_bias
+from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.embeddings import TokenEmbedding, check_ids
 from minitransformer.nn.layers import DecoderCache, DecoderLayer, EncoderLayer
 from minitransformer.nn.norms import RMSNorm
@@ -86,7 +87,7 @@ class T5(nn.Module):
             attn_scale=1.0, backend=cfg.attention_backend,
         )
         self.shared = TokenEmbedding(cfg.vocab_size, cfg.d_model)  # encoder, decoder (and tied LM head)
-        self.dropout = nn.Dropout(cfg.dropout)  # on the embeddings and after each final norm, as in T5
+        self.dropout = Dropout(cfg.dropout)  # on the embeddings and after each final norm, as in T5
 
         self.encoder_rel_bias = RelativePositionBias(cfg.n_heads, cfg.relative_attention_num_buckets,
                                                      cfg.relative_attention_max_distance, bidirectional=True)

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minitransformer.nn.dropout import dropout
+
 BACKENDS = ("manual", "sdpa")
 
 
@@ -88,7 +90,9 @@ def attention(
             raise ValueError(f"attn_bias of shape {tuple(attn_bias.shape)} does not broadcast to "
                              f"(batch, heads, Tq, Tk) = {full}")
 
-    if backend == "sdpa" and not need_weights:
+    # PyTorch's fused CPU kernel cannot drop attention weights: with dropout it falls back to the
+    # unfused formula (plus guards for fully-masked rows), so on CPU we run the formula below ourselves.
+    if backend == "sdpa" and not need_weights and not (dropout_p > 0 and q.device.type == "cpu"):
         if attn_bias is not None and attn_bias.dtype != q.dtype:
             # the kernel wants the bias in q's dtype; keep "very negative" finite there
             attn_bias = attn_bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
@@ -106,7 +110,7 @@ def attention(
     if attn_bias is not None:
         scores = scores + attn_bias.float()
     weights = torch.softmax(scores, dim=-1).to(q.dtype)  # (B, h, Tq, Tk), rows sum to 1
-    out = F.dropout(weights, p=dropout_p, training=dropout_p > 0) @ v  # (B, h, Tq, d)
+    out = dropout(weights, dropout_p) @ v  # (B, h, Tq, d)
     return out, weights if need_weights else None
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minitransformer.nn.dropout import Dropout
+
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "gated-gelu")
 
 
@@ -41,7 +43,7 @@ class FeedForward(nn.Module):
         self.fc_in = nn.Linear(d_model, d_ff, bias=bias)
         self.fc_gate = nn.Linear(d_model, d_ff, bias=bias) if activation == "gated-gelu" else None
         self.fc_out = nn.Linear(d_ff, d_model, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
         if self.fc_gate is not None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from minitransformer.nn.attention import KVCache, MultiHeadAttention
+from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.feedforward import FeedForward
 from minitransformer.nn.norms import make_norm
 
@@ -54,7 +55,7 @@ class EncoderLayer(nn.Module):
         self.self_attn_norm = make_norm(norm, d_model, norm_eps, bias)
         self.ffn = FeedForward(d_model, d_ff, activation, bias=bias, dropout=ffn_dropout)
         self.ffn_norm = make_norm(norm, d_model, norm_eps, bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _pre(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
         """What the sub-layer sees: the normalised stream (pre-LN) or the stream itself (post-LN)."""
