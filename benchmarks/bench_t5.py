@@ -22,6 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from minitransformer.flops import measure_matmul_peak, t5_flops_per_step  # noqa: E402
 from minitransformer.interop import t5 as t5_interop  # noqa: E402
 from minitransformer.models.config import T5Config  # noqa: E402
 from minitransformer.models.t5 import T5  # noqa: E402
@@ -51,8 +52,8 @@ def alternate(fns: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_train(preset: str, steps: int, rounds: int) -> float:
-    cfg = T5Config.preset(preset, dropout=0.0)
+def bench_train(preset: str, steps: int, rounds: int, dropout: float = 0.0) -> float:
+    cfg = T5Config.preset(preset, dropout=dropout)
     batch = TRAIN_BATCH[preset]
     torch.manual_seed(0)
     ours = T5(cfg).train()
@@ -75,19 +76,31 @@ def bench_train(preset: str, steps: int, rounds: int) -> float:
 
     fns = {"ours": steps_of("ours"), "hf": steps_of("hf")}
     alternate(fns, 1)  # warm-up: allocator, kernels, optimizer state
-    times = alternate(fns, rounds)
+    flops = steps * t5_flops_per_step(cfg, batch, ENC_LEN, DEC_LEN)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    peaks: list[float] = []
+    for _ in range(rounds):  # each round: the matmul peak under the current load, then both models
+        peaks.append(measure_matmul_peak("cpu", torch.float32, size=1024, seconds=0.25))
+        for name, seconds in alternate(fns, 1).items():
+            times[name].append(seconds[0])
     tokens = steps * batch * (ENC_LEN + DEC_LEN)
     rates = {k: [tokens / t for t in v] for k, v in times.items()}
+    mfus = {k: [flops / t / p for t, p in zip(v, peaks, strict=True)] for k, v in times.items()}
     med = {k: statistics.median(v) for k, v in rates.items()}
     n_params = sum(p.numel() for p in ours.parameters())
     print(f"\n### training step, `{preset}` ({n_params / 1e6:.2f}M params), batch {batch}, "
-          f"encoder {ENC_LEN} + decoder {DEC_LEN} tokens, {steps} steps per round, {rounds} rounds\n")
-    print("| model | tokens/s (median) | all rounds |")
-    print("|---|---|---|")
+          f"encoder {ENC_LEN} + decoder {DEC_LEN} tokens, dropout {dropout}, {steps} steps per round, "
+          f"{rounds} rounds\n")
+    print("| model | tokens/s (median) | MFU (median) | all rounds (tokens/s) |")
+    print("|---|---|---|---|")
     for name, label in (("ours", "minitransformer T5"), ("hf", "transformers T5ForConditionalGeneration")):
-        print(f"| {label} | {med[name]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[name])} |")
-    ratio = med["ours"] / med["hf"]
-    print(f"\nours / transformers = **{ratio:.2f}x** (goal >= 1.15x)")
+        print(f"| {label} | {med[name]:,.0f} | {statistics.median(mfus[name]):.0%} | "
+              f"{', '.join(f'{r:,.0f}' for r in rates[name])} |")
+    ratio = statistics.median(o / h for o, h in zip(rates["ours"], rates["hf"], strict=True))
+    print(f"\nours / transformers = **{ratio:.2f}x** (median of per-round ratios; goal >= 1.15x). "
+          f"MFU: {t5_flops_per_step(cfg, batch, ENC_LEN, DEC_LEN) / 1e9:.2f} GFLOP per step "
+          f"(minitransformer.flops.t5_flops_per_step) over a 1024x1024 float32 matmul peak measured before "
+          f"each round (median {statistics.median(peaks) / 1e9:.0f} GFLOP/s)")
     return ratio
 
 
@@ -141,6 +154,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per model")
     p.add_argument("--steps-tiny", type=int, default=10, help="training steps per round at `tiny`")
     p.add_argument("--steps-small", type=int, default=1, help="training steps per round at `t5-small`")
+    p.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.1],
+                   help="training dropout rates to measure (T5 pretrained and fine-tuned with 0.1)")
     p.add_argument("--gen-batch", type=int, default=4)
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
@@ -149,8 +164,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU float32 "
           f"({os.cpu_count()} cores visible)")
     if args.what in ("train", "all"):
-        bench_train("tiny", args.steps_tiny, args.rounds)
-        bench_train("t5-small", args.steps_small, args.rounds)
+        for dropout in args.dropout:
+            bench_train("tiny", args.steps_tiny, args.rounds, dropout)
+            bench_train("t5-small", args.steps_small, args.rounds, dropout)
     if args.what in ("generate", "all"):
         bench_generate(1, args.rounds, args.gen_batch, args.new_tokens)
         bench_generate(4, args.rounds, args.gen_batch, args.new_tokens)

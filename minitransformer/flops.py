@@ -35,6 +35,28 @@ def gpt_flops_per_token(config, seq_len: int | None = None) -> int:
     return flops_per_token(n, config.n_layers, seq_len, config.d_model)
 
 
+
+def t5_flops_per_step(config, batch: int, src_len: int, tgt_len: int) -> int:
+    """Training FLOPs (forward + backward) of one T5 step on ``batch`` pairs of ``src_len``/``tgt_len`` tokens.
+
+    An encoder-decoder has two kinds of tokens, so a per-token ``6·N`` does not fit; this counts
+    every matrix multiply, x3 for forward + backward (Kaplan et al. 2020 §2.1):
+    - encoder tokens: each layer's q, k, v, o and feed-forward matrices, plus the decoder's
+      cross-attention k, v (they read the encoder output): 6 · tokens · weights;
+    - decoder tokens: self-attention q, k, v, o, cross-attention q, o, feed-forward, LM head;
+    - attention scores and weighted sums: 12 · B · heads · Tq · Tk · d_kv per attention layer.
+    Norms, softmax and the relative position bias (a lookup) are left out: they are not matmuls.
+    """
+    d, inner, d_ff = config.d_model, config.n_heads * config.d_kv, config.d_ff
+    ffn = (3 if config.feed_forward == "gated-gelu" else 2) * d * d_ff
+    enc_tokens, dec_tokens = batch * src_len, batch * tgt_len
+    per_enc_token = config.n_layers * (4 * d * inner + ffn) + config.n_decoder_layers * 2 * d * inner
+    per_dec_token = config.n_decoder_layers * (6 * d * inner + ffn) + d * config.vocab_size
+    attn = 12 * batch * config.n_heads * config.d_kv * (
+        config.n_layers * src_len * src_len + config.n_decoder_layers * (tgt_len * tgt_len + tgt_len * src_len))
+    return 6 * (enc_tokens * per_enc_token + dec_tokens * per_dec_token) + attn
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

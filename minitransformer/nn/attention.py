@@ -82,17 +82,19 @@ def attention(
             raise TypeError(f"attn_bias must be an additive float tensor, got dtype {attn_bias.dtype} "
                             "(turn a boolean mask into a bias with padding_bias or masked_fill)")
         full = (q.shape[0], q.shape[1], t_q, t_k)
-        try:
-            ok = torch.broadcast_shapes(attn_bias.shape, full) == full
-        except RuntimeError:
-            ok = False
+        # broadcastable: aligned from the right, every dimension 1 or equal (checked by hand:
+        # torch.broadcast_shapes is pure Python and costs more than a small layer's matmuls)
+        ok = attn_bias.dim() <= 4 and all(b in (1, f) for b, f in zip(reversed(attn_bias.shape), reversed(full)))
         if not ok:
             raise ValueError(f"attn_bias of shape {tuple(attn_bias.shape)} does not broadcast to "
                              f"(batch, heads, Tq, Tk) = {full}")
 
-    # PyTorch's fused CPU kernel cannot drop attention weights: with dropout it falls back to the
-    # unfused formula (plus guards for fully-masked rows), so on CPU we run the formula below ourselves.
-    if backend == "sdpa" and not need_weights and not (dropout_p > 0 and q.device.type == "cpu"):
+    # PyTorch's fused CPU kernel can neither drop attention weights nor pass a gradient to the bias
+    # (T5's learned position bias): then it falls back to the unfused formula, with extra guards for
+    # fully-masked rows. In those cases we run the formula below ourselves.
+    cpu_fallback = q.device.type == "cpu" and (
+        dropout_p > 0 or (attn_bias is not None and attn_bias.requires_grad and torch.is_grad_enabled()))
+    if backend == "sdpa" and not need_weights and not cpu_fallback:
         if attn_bias is not None and attn_bias.dtype != q.dtype:
             # the kernel wants the bias in q's dtype; keep "very negative" finite there
             attn_bias = attn_bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
@@ -104,11 +106,13 @@ def attention(
 
     # Scores, bias and softmax in float32: in half precision a score plus the mask's huge negative
     # number could overflow to -inf and turn a fully-masked row into NaN.
-    scores = (q @ k.transpose(-2, -1)).float() * scale  # (B, h, Tq, Tk)
+    # (Scaling the (Tq, d) queries costs less than scaling the (Tq, Tk) scores; T5 uses scale 1.
+    # The scores are a fresh tensor, so the mask and bias are added in place.)
+    scores = ((q * scale if scale != 1.0 else q) @ k.transpose(-2, -1)).float()  # (B, h, Tq, Tk)
     if is_causal:
-        scores = scores.masked_fill(~causal_mask(t_q, t_k, q.device), torch.finfo(scores.dtype).min)
+        scores.masked_fill_(~causal_mask(t_q, t_k, q.device), torch.finfo(scores.dtype).min)
     if attn_bias is not None:
-        scores = scores + attn_bias.float()
+        scores.add_(attn_bias)
     weights = torch.softmax(scores, dim=-1).to(q.dtype)  # (B, h, Tq, Tk), rows sum to 1
     out = dropout(weights, dropout_p) @ v  # (B, h, Tq, d)
     return out, weights if need_weights else None
