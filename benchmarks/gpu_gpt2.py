@@ -3,6 +3,7 @@
     python benchmarks/gpu_gpt2.py                 # on a CUDA GPU (H100/H200): about 2-3 minutes
     python benchmarks/gpu_gpt2.py --smoke         # CPU, tiny shape: checks the script itself
     python benchmarks/gpu_gpt2.py --out gpt2.md   # also write the markdown table to a file
+    python benchmarks/gpu_gpt2.py --profile 3     # eager: the kernels that take the time, device idle share
 
 Setup: batch 16 x 1024 tokens, bf16 autocast, fused AdamW (same settings for both models), dropout
 0 (as in nanoGPT's GPT-2 pretraining), random tokens. Each model is timed in alternating rounds in
@@ -95,6 +96,34 @@ def build(cfg: GPTConfig, device: torch.device):
     return ours, hf.to(device).train()
 
 
+def profile_eager(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args) -> None:
+    """Where an eager step's time goes: the top kernels by device time, and device busy vs wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ours, hf = build(cfg, device)
+    runners = [Runner("minitransformer GPT", ours, make_adamw(ours, lr=6e-4, weight_decay=0.1, fused=True), True,
+                      args.batch, args.seq, cfg.vocab_size, device, dtype, None),
+               Runner("transformers GPT2LMHeadModel", hf,
+                      torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False,
+                      args.batch, args.seq, cfg.vocab_size, device, dtype, None)]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for r in runners:
+        r.warm_up(max(2, args.warmup))
+        sync(device)
+        t0 = time.perf_counter()
+        with profile(activities=activities) as prof:
+            for i in range(args.profile):
+                r.step(r.data[i % 2])
+            sync(device)
+        wall = (time.perf_counter() - t0) / args.profile
+        events = prof.key_averages()
+        key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        busy = sum(getattr(e, key) for e in events) / 1e6 / args.profile  # seconds of kernels per step
+        print(f"\n## {r.name}: {1000 * wall:.1f} ms/step under the profiler, kernels {1000 * busy:.1f} ms/step "
+              f"({busy / wall:.0%} busy)")
+        print(events.table(sort_by=key, row_limit=25))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny shape on CPU: check that the script runs")
@@ -106,6 +135,9 @@ def main() -> None:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs")
     p.add_argument("--only-compile", action="store_true", help="skip the eager runs")
     p.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="instead of timing: profile STEPS eager steps of each model and print the kernels "
+                        "that take the most device time, and how much of the step the device sat idle")
     args = p.parse_args()
 
     if args.smoke:
@@ -129,6 +161,9 @@ def main() -> None:
     print(f"measured {dtype} matmul peak: {peak / 1e12:.2f} TFLOP/s", flush=True)
 
     fpt = gpt_flops_per_token(cfg, seq_len=args.seq)
+    if args.profile:
+        profile_eager(cfg, device, dtype, args)
+        return
     rows = []
     for compiled in ([False] if args.no_compile else [True] if args.only_compile else [False, True]):
         ours, hf = build(cfg, device)
