@@ -1,5 +1,6 @@
 """The shared building blocks. They know nothing of BERT, GPT or T5: each family arranges them."""
 from minitransformer.nn.attention import KVCache, MultiHeadAttention, attention, causal_mask, padding_bias
+from minitransformer.nn.dropout import Dropout, dropout
 from minitransformer.nn.embeddings import (
     LearnedPositionalEmbedding,
     SegmentEmbedding,
@@ -16,5 +17,5 @@ __all__ = [
     "MultiHeadAttention", "attention", "causal_mask", "padding_bias", "KVCache",
     "TokenEmbedding", "LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "SegmentEmbedding", "check_ids",
     "FeedForward", "EncoderLayer", "DecoderLayer", "DecoderCache", "LayerNorm", "RMSNorm", "make_norm",
-    "RelativePositionBias", "relative_position_bucket",
+    "RelativePositionBias", "relative_position_bucket", "Dropout", "dropout",
 ]

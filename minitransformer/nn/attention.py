@@ -84,7 +84,8 @@ def attention(
         full = (q.shape[0], q.shape[1], t_q, t_k)
         # broadcastable: aligned from the right, every dimension 1 or equal (checked by hand:
         # torch.broadcast_shapes is pure Python and costs more than a small layer's matmuls)
-        ok = attn_bias.dim() <= 4 and all(b in (1, f) for b, f in zip(reversed(attn_bias.shape), reversed(full)))
+        ok = attn_bias.dim() <= 4 and all(b in (1, f) for b, f in
+                                          zip(reversed(attn_bias.shape), reversed(full[4 - attn_bias.dim():]), strict=True))
         if not ok:
             raise ValueError(f"attn_bias of shape {tuple(attn_bias.shape)} does not broadcast to "
                              f"(batch, heads, Tq, Tk) = {full}")
