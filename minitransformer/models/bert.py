@@ -88,7 +88,7 @@ class BertEmbeddings(nn.Module):
         x = self.word(input_ids)
         # no token types given: every token is in segment 0 (one row, broadcast; no lookup needed)
         x = x + (self.segment.weight[0] if token_type_ids is None else self.segment(token_type_ids))
-        x = x + self.position(positions)
+        x = x + self.position(positions, check=False)  # built by the model from a checked length
         return self.dropout(self.norm(x))
 
 

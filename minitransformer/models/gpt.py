@@ -118,6 +118,7 @@ class GPT(nn.Module):
             raise ValueError("last_only=True computes one position's logits; it cannot be combined with labels")
         device = input_ids.device
 
+        user_positions = position_ids is not None  # ours below are in range: past + T <= max_seq_len was checked
         attn_bias = None
         if attention_mask is not None and (torch.compiler.is_compiling() or not bool(attention_mask.all())):
             # Padding: real tokens must not see padded ones. Built in the dtype attention will run
@@ -132,7 +133,7 @@ class GPT(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=device).unsqueeze(0)  # (1, T)
 
-        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(position_ids))  # (B, T, C)
+        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(position_ids, check=user_positions))  # (B, T, C)
         attentions = []
         for i, layer in enumerate(self.layers):
             x, weights = layer(x, attn_bias=attn_bias, self_cache=None if cache is None else cache.self_attn[i],

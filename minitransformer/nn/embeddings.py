@@ -45,9 +45,11 @@ class LearnedPositionalEmbedding(nn.Embedding):
         super().__init__(max_len + offset, d_model)
         self.max_len, self.offset = max_len, offset
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
-        # (value checks read the tensor back to the CPU; torch.compile would break its graph there)
-        if not torch.compiler.is_compiling() and positions.numel() and int(positions.max()) >= self.max_len:
+    def forward(self, positions: torch.Tensor, check: bool = True) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
+        """``check=False`` skips the range check, for positions the model built from a length it checked."""
+        # (the check reads the tensor back to the CPU: on a GPU the host waits for the device there,
+        # and torch.compile would break its graph)
+        if check and not torch.compiler.is_compiling() and positions.numel() and int(positions.max()) >= self.max_len:
             raise ValueError(f"sequence position {int(positions.max())} is beyond the position table "
                              f"(max_seq_len={self.max_len})")
         return super().forward(positions + self.offset)

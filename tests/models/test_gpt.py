@@ -203,6 +203,8 @@ def test_bad_input_is_a_clear_error():
     model(torch.zeros(1, L - 1, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match="cached"):
         model(torch.zeros(1, 2, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="position table"):  # explicit positions are checked against the table
+        model(torch.zeros(1, 2, dtype=torch.long), position_ids=torch.tensor([[0, L]]))
     with pytest.raises(TypeError, match="GPTConfig"):
         GPT({"d_model": 8})
 
