@@ -229,12 +229,42 @@ for head in range(n_heads):
 save(fig, "heads")
 
 # %% [markdown]
+# ## 6. Dropout: switching random weights off while training
+#
+# During training every family drops a random 10% of some activations (Srivastava et al. 2014),
+# including the attention weights: a query then cannot lean on one single key, which regularises.
+# Survivors are scaled by 1/(1-p) so the expected value stays the same, and in `eval()` mode
+# dropout does nothing. `minitransformer.nn.dropout` writes it out in one line:
+# `x * ((u >= p) / (1 - p))` with `u` uniform in [0, 1).
+#
+# Below, the attention weights of one query with p = 0.5: each weight is either 0 or doubled, so a
+# row no longer sums to 1, but its average over many draws is the original row.
+
+# %%
+from minitransformer.nn import dropout
+
+torch.manual_seed(0)
+row = weights[0, 0, -1]  # the last query's weights in head 0 (it sees every word)
+draws = torch.stack([dropout(row, p=0.5) for _ in range(2000)])  # (2000, T)
+print("one draw:", [round(v, 2) for v in draws[0].tolist()])
+print("max |mean of draws - weights| =", f"{(draws.mean(0) - row).abs().max().item():.3f}")
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.bar(range(len(words)), row.numpy(), alpha=0.5, label="weights (eval)")
+ax.bar(range(len(words)), draws[0].numpy(), alpha=0.5, label="one training draw, p = 0.5")
+ax.plot(range(len(words)), draws.mean(0).numpy(), "k.", label="mean of 2000 draws")
+ax.set_xticks(range(len(words)), words)
+ax.legend(fontsize=8)
+save(fig, "dropout")
+
+# %% [markdown]
 # ## What to remember
 #
 # - Attention = softmax(QKᵀ/√d)V: a weighted average of values, weights from query–key similarity.
 # - The √d keeps the scores' spread independent of the head size, so the softmax does not saturate.
 # - Masks are additive biases on the scores: causal (decoders), padding (batches), and in T5 a
 #   learned position bias (tutorial 05) all go through the same door.
+# - Dropout zeroes a random fraction p while training and scales the rest by 1/(1-p); it is the
+#   identity in `eval()` mode.
 # - `need_weights=True` uses the manual formula to return weights for plots; training uses the
 #   fused `sdpa` kernel, which gives the same output.
 #
