@@ -4,6 +4,7 @@
     python benchmarks/gpu_gpt2.py --smoke         # CPU, tiny shape: checks the script itself
     python benchmarks/gpu_gpt2.py --out gpt2.md   # also write the markdown table to a file
     python benchmarks/gpu_gpt2.py --profile 3     # eager: the kernels that take the time, device idle share
+    python benchmarks/gpu_gpt2.py --padded-vocab  # also ours with the vocabulary padded to 50,304
 
 Setup: batch 16 x 1024 tokens, bf16 autocast, fused AdamW (same settings for both models), dropout
 0 (as in nanoGPT's GPT-2 pretraining), random tokens. Each model is timed in alternating rounds in
@@ -14,6 +15,7 @@ run (``minitransformer.flops.measure_matmul_peak``), never a datasheet number.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -96,6 +98,20 @@ def build(cfg: GPTConfig, device: torch.device):
     return ours, hf.to(device).train()
 
 
+def padded_runner(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args, backend: str | None) -> Runner:
+    """Diagnostic: our GPT with the vocabulary padded to a multiple of 64 (nanoGPT's 50,304 for GPT-2).
+
+    The data still uses the real vocabulary; the padded rows are extra, never-seen classes. MFU keeps
+    counting the unpadded model's FLOPs, so the row shows what the padding buys in useful work.
+    """
+    padded = dataclasses.replace(cfg, vocab_size=-(-cfg.vocab_size // 64) * 64)
+    torch.manual_seed(0)
+    model = GPT(padded).to(device).train()
+    return Runner(f"minitransformer GPT, vocab padded to {padded.vocab_size} (diagnostic)", model,
+                  make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True,
+                  args.batch, args.seq, cfg.vocab_size, device, dtype, backend)
+
+
 def profile_eager(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args) -> None:
     """Where an eager step's time goes: the top kernels by device time, and device busy vs wall time."""
     from torch.profiler import ProfilerActivity, profile
@@ -106,6 +122,8 @@ def profile_eager(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args
                Runner("transformers GPT2LMHeadModel", hf,
                       torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False,
                       args.batch, args.seq, cfg.vocab_size, device, dtype, None)]
+    if args.padded_vocab:
+        runners.append(padded_runner(cfg, device, dtype, args, None))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for r in runners:
         r.warm_up(max(2, args.warmup))
@@ -138,6 +156,8 @@ def main() -> None:
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="instead of timing: profile STEPS eager steps of each model and print the kernels "
                         "that take the most device time, and how much of the step the device sat idle")
+    p.add_argument("--padded-vocab", action="store_true",
+                   help="also time our GPT with the vocabulary padded to a multiple of 64 (nanoGPT's trick)")
     args = p.parse_args()
 
     if args.smoke:
@@ -175,6 +195,8 @@ def main() -> None:
                    torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False,
                    args.batch, args.seq, cfg.vocab_size, device, dtype, backend),
         ]
+        if args.padded_vocab:
+            runners.append(padded_runner(cfg, device, dtype, args, backend))
         for r in runners:
             t0 = time.perf_counter()
             r.warm_up(args.warmup)
