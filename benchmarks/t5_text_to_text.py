@@ -42,6 +42,8 @@ def main() -> None:
     p.add_argument("--pretrain-seconds", type=float, default=150)
     p.add_argument("--finetune-seconds", type=float, default=90, help="per task")
     p.add_argument("--vocab-size", type=int, default=2000)
+    p.add_argument("--finetune-lr", type=float, default=1e-3)
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout in pretraining and fine-tuning")
     p.add_argument("--translation-examples", type=int, default=4000)
     p.add_argument("--start", choices=["pretrained", "scratch", "both"], default="pretrained",
                    help="fine-tune the span-corruption pretrained model, a randomly initialised one, or both")
@@ -63,7 +65,7 @@ def main() -> None:
     print(f"tokenizer: {tokenizer.vocab_size} Unigram pieces ({time.perf_counter() - t_start:.0f}s)")
 
     cfg = T5Config(vocab_size=tokenizer.vocab_size, d_model=128, d_kv=32, n_heads=4, d_ff=512, n_layers=3,
-                   dropout=0.0, max_seq_len=128)
+                   dropout=args.dropout, max_seq_len=128)
     torch.manual_seed(args.seed)
     pretrained = T5(cfg)
     n_params = sum(q.numel() for q in pretrained.parameters())
@@ -86,7 +88,7 @@ def main() -> None:
                                        ("English -> Pig Latin", pig, None, 48)):
         for start_name, start in starts:
             model = copy.deepcopy(start)
-            ft = TrainSettings(steps=100_000, batch_size=32, lr=1e-3, warmup_steps=50,
+            ft = TrainSettings(steps=100_000, batch_size=32, lr=args.finetune_lr, warmup_steps=50,
                                time_budget_s=args.finetune_seconds, seed=args.seed, log_every=100)
             losses = finetune(model, tokenizer, task.train, ft, max_target_len=target_len)
             result = evaluate(model, tokenizer, task.heldout, database=db, max_new_tokens=target_len)

@@ -119,10 +119,13 @@ def span_corruption_examples(tokenizer: Tokenizer, text: str, inputs_length: int
                              generator: torch.Generator | None = None) -> Batch:
     """The whole ``text`` as span-corruption rows: ``input_ids`` (N, inputs_length) and ``labels``.
 
-    Uses ``minitransformer.data.span_corruption`` (noise density 0.15, mean span 3, as T5).
+    Uses ``minitransformer.data.span_corruption`` (noise density 0.15, mean span 3, as T5). Line
+    breaks are read as spaces, as T5's SentencePiece model reads them: ``train_tokenizer`` learns
+    from lines, so it has no piece for a line break, which would otherwise become ``<unk>`` (in
+    verse, one token in eight) and glue the next line's first word to it without a word start.
     """
     sp = special_ids(tokenizer)
-    ids = tokenizer.encode(text)
+    ids = tokenizer.encode(" ".join(text.split()))
     input_ids, labels = span_corruption_batch(ids, inputs_length, sp.sentinels, sp.eos, sp.pad, generator=generator)
     return {"input_ids": input_ids, "attention_mask": (input_ids != sp.pad).long(), "labels": labels}
 

@@ -70,12 +70,22 @@ def test_span_corruption_rows_reconstruct_the_text(setup):
     _, text, tok = setup
     data = span_corruption_examples(tok, text[:3000], inputs_length=32, generator=torch.Generator().manual_seed(0))
     sp = special_ids(tok)
-    ids = tok.encode(text[:3000])
+    ids = tok.encode(" ".join(text[:3000].split()))  # line breaks are read as spaces
     inputs = data["input_ids"][0].tolist()
     targets = [t for t in data["labels"][0].tolist() if t != -100]
     restored = reconstruct(inputs[: inputs.index(sp.eos) + 1], targets, sp.sentinels, sp.eos)
     assert restored == ids[: len(restored)]
     assert data["input_ids"].shape[1] == 32
+
+
+def test_line_breaks_are_spaces_not_unknown_tokens(setup):
+    """The tokenizer learned from lines, so it has no line-break piece: span corruption must not feed it one."""
+    _, text, tok = setup
+    assert tok.unk_id in tok.encode("But soft,\nwhat light")  # what a raw line break would cost
+    verse = "\n".join(text.splitlines()[:200])
+    data = span_corruption_examples(tok, verse, inputs_length=32, generator=torch.Generator().manual_seed(0))
+    assert tok.unk_id not in tok.encode(" ".join(verse.split()))  # every character of this verse is known
+    assert not (data["input_ids"] == tok.unk_id).any() and not (data["labels"] == tok.unk_id).any()
 
 
 def test_pretrain_then_finetune_end_to_end(setup):
