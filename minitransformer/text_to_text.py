@@ -125,7 +125,11 @@ def span_corruption_examples(tokenizer: Tokenizer, text: str, inputs_length: int
     verse, one token in eight) and glue the next line's first word to it without a word start.
     """
     sp = special_ids(tokenizer)
-    ids = tokenizer.encode(" ".join(text.split()))
+    return _corrupt(tokenizer.encode(" ".join(text.split())), sp, inputs_length, generator)
+
+
+def _corrupt(ids: list[int], sp: SpecialIds, inputs_length: int, generator: torch.Generator | None) -> Batch:
+    """Token ids -> one span corruption of all of them, as rows of ``inputs_length`` input tokens."""
     input_ids, labels = span_corruption_batch(ids, inputs_length, sp.sentinels, sp.eos, sp.pad, generator=generator)
     return {"input_ids": input_ids, "attention_mask": (input_ids != sp.pad).long(), "labels": labels}
 
@@ -228,10 +232,37 @@ def train(model: T5, next_batch: Callable[[], Batch], settings: TrainSettings,
 
 def pretrain_span_corruption(model: T5, tokenizer: Tokenizer, text: str, settings: TrainSettings,
                              inputs_length: int = 64, log: Callable[[str], None] | None = print) -> list[float]:
-    """Span-corruption pretraining (Raffel et al. 2020 §3.1.4) on ``text``; returns the step losses."""
+    """Span-corruption pretraining (Raffel et al. 2020 §3.1.4) on ``text``; returns the step losses.
+
+    The spans are drawn afresh for every pass over the text ("dynamic" corruption, as RoBERTa
+    re-masks each epoch). With one fixed corruption, a small model that sees the same rows for
+    many epochs learns their hidden spans by heart, and its loss on freshly corrupted text rises
+    while its training loss falls; it never learns to read the context around a gap.
+    """
     special_ids(tokenizer, model)
-    data = span_corruption_examples(tokenizer, text, inputs_length, torch.Generator().manual_seed(settings.seed))
-    return train(model, shuffled_batches(data, settings.batch_size, settings.seed), settings, log)
+    batches = span_corruption_stream(tokenizer, text, settings.batch_size, inputs_length, settings.seed)
+    return train(model, batches, settings, log)
+
+
+def span_corruption_stream(tokenizer: Tokenizer, text: str, batch_size: int, inputs_length: int = 64,
+                           seed: int = 0) -> Callable[[], Batch]:
+    """An endless stream of shuffled span-corruption batches of ``text``, with new spans on every pass."""
+    sp = special_ids(tokenizer)
+    ids = tokenizer.encode(" ".join(text.split()))  # line breaks as spaces (see span_corruption_examples)
+    generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
+    data: Batch = {}
+    order: list[int] = []
+
+    def next_batch() -> Batch:
+        nonlocal data, order
+        if len(order) < batch_size:  # a new pass over the text, with new spans
+            data = _corrupt(ids, sp, inputs_length, generator)
+            order = list(range(data["input_ids"].shape[0]))
+            rng.shuffle(order)
+        rows, order = order[:batch_size], order[batch_size:]
+        return _rows(data, rows)
+
+    return next_batch
 
 
 def finetune(model: T5, tokenizer: Tokenizer, pairs: Sequence[TextPair], settings: TrainSettings,

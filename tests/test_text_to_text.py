@@ -17,6 +17,7 @@ from minitransformer.text_to_text import (
     finetune,
     pretrain_span_corruption,
     span_corruption_examples,
+    span_corruption_stream,
     special_ids,
     train_tokenizer,
 )
@@ -86,6 +87,27 @@ def test_line_breaks_are_spaces_not_unknown_tokens(setup):
     data = span_corruption_examples(tok, verse, inputs_length=32, generator=torch.Generator().manual_seed(0))
     assert tok.unk_id not in tok.encode(" ".join(verse.split()))  # every character of this verse is known
     assert not (data["input_ids"] == tok.unk_id).any() and not (data["labels"] == tok.unk_id).any()
+
+
+def test_span_corruption_stream_draws_new_spans_on_every_pass(setup):
+    """Dynamic corruption: the second pass hides other spans of the same text (a fixed corruption is learnt by heart)."""
+    _, text, tok = setup
+    sp = special_ids(tok)
+    ids = tok.encode(" ".join(text[:4000].split()))
+    stream = span_corruption_stream(tok, text[:4000], batch_size=4, inputs_length=32, seed=0)
+    passes = []
+    for _ in range(2):
+        rows = set()
+        n_rows = span_corruption_examples(tok, text[:4000], inputs_length=32)["input_ids"].shape[0]
+        for _ in range(n_rows // 4):
+            b = stream()
+            for inp, lab in zip(b["input_ids"].tolist(), b["labels"].tolist(), strict=True):
+                inp = inp[: inp.index(sp.eos) + 1]
+                restored = reconstruct(inp, [t for t in lab if t != -100], sp.sentinels, sp.eos)
+                assert any(ids[k:k + len(restored)] == restored for k in range(len(ids)))  # a true piece of the text
+                rows.add(tuple(inp))
+        passes.append(rows)
+    assert passes[0] and passes[1] and passes[0] != passes[1]
 
 
 def test_pretrain_then_finetune_end_to_end(setup):
