@@ -7,7 +7,9 @@
 
 1. A Unigram tokenizer with T5's special tokens, trained on the embedded Shakespeare corpus and the
    tasks' *training* texts (repeated so their words get pieces of their own).
-2. A tiny T5 (v1.0 shape) pretrained with span corruption on the corpus (Raffel et al. 2020 §3.1.4).
+2. A tiny T5 (v1.0 shape) pretrained with span corruption on the corpus (Raffel et al. 2020 §3.1.4),
+   new spans on every pass; then a check of whether its decoder reads the encoder at all (the loss
+   with each row's own input vs another row's: equal means it does not).
 3. Fine-tuned separately (from the same pretrained weights) on
    (a) English question -> SQL over a small generated database (``minitransformer.data.sql_task``),
    (b) English -> Pig Latin, a rule-based "translation" (``minitransformer.data.translation_task``).
