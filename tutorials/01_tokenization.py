@@ -20,36 +20,18 @@
 #
 # **How to run.** As a script: `python tutorials/01_tokenization.py` (plots go to
 # `tutorials/_output/`). Or cell by cell in VS Code / Jupyter (each `# %%` is a cell).
-# `MT_TUTORIAL_FAST=1` shrinks everything so the script finishes in seconds.
+# `MT_TUTORIAL_FAST=1` shrinks everything so the script finishes in seconds;
+# `MT_TUTORIAL_OUTPUT=folder` puts the plots elsewhere (both read by `minitransformer/tutorial.py`).
 
 # %%
 # ruff: noqa: E402  (a notebook: each cell imports what it first needs)
-import os
-import sys
 from pathlib import Path
 
-import matplotlib
-
-INTERACTIVE = "ipykernel" in sys.modules  # Jupyter / VS Code cells: show plots inline
-if not INTERACTIVE:
-    matplotlib.use("Agg")  # a script: write the plots to files, open no windows
 import matplotlib.pyplot as plt
 
-FAST = os.environ.get("MT_TUTORIAL_FAST") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("MT_TUTORIAL_OUTPUT", HERE / "_output"))
-OUT.mkdir(parents=True, exist_ok=True)
+from minitransformer.tutorial import FAST, figure_saver
 
-
-def save(fig, name: str) -> None:
-    """Save a figure as tutorials/_output/01_<name>.png (and show it when running in a notebook)."""
-    path = OUT / f"01_{name}.png"
-    # FAST mode (tests): small and without the extra layout pass of bbox_inches="tight"
-    fig.savefig(path, dpi=60 if FAST else 110, bbox_inches=None if FAST else "tight")
-    print(f"[plot] {path}")
-    if INTERACTIVE:
-        plt.show()
-    plt.close(fig)
+save = figure_saver("01", globals().get("__file__"))  # save(fig, name) -> _output/01_<name>.png
 
 
 # %% [markdown]

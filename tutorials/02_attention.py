@@ -16,38 +16,20 @@
 # and look at the weights of a multi-head attention layer.
 #
 # Run: `python tutorials/02_attention.py` (plots in `tutorials/_output/`), or cell by cell.
+# `MT_TUTORIAL_FAST=1` runs it in seconds; `MT_TUTORIAL_OUTPUT=folder` puts the plots elsewhere
+# (both read by `minitransformer/tutorial.py`).
 
 # %%
 # ruff: noqa: E402  (a notebook: each cell imports what it first needs)
 import math
-import os
-import sys
-from pathlib import Path
 
-import matplotlib
-
-INTERACTIVE = "ipykernel" in sys.modules
-if not INTERACTIVE:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-FAST = os.environ.get("MT_TUTORIAL_FAST") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("MT_TUTORIAL_OUTPUT", HERE / "_output"))
-OUT.mkdir(parents=True, exist_ok=True)
+from minitransformer.tutorial import figure_saver
+
+save = figure_saver("02", globals().get("__file__"))  # save(fig, name) -> _output/02_<name>.png
 torch.manual_seed(0)
-
-
-def save(fig, name: str) -> None:
-    """Save a figure as tutorials/_output/02_<name>.png (and show it when running in a notebook)."""
-    path = OUT / f"02_{name}.png"
-    # FAST mode (tests): small and without the extra layout pass of bbox_inches="tight"
-    fig.savefig(path, dpi=60 if FAST else 110, bbox_inches=None if FAST else "tight")
-    print(f"[plot] {path}")
-    if INTERACTIVE:
-        plt.show()
-    plt.close(fig)
 
 
 def heatmap(ax, matrix, title, xlabels=None, ylabels=None, cmap="viridis", colorbar=True):

@@ -16,40 +16,21 @@
 # 2022 (activation memory), Micikevicius et al. 2018 (mixed-precision training).
 #
 # Run: `python tutorials/06_scale.py` (a few seconds), or cell by cell.
+# `MT_TUTORIAL_FAST=1` runs it in seconds; `MT_TUTORIAL_OUTPUT=folder` puts the plots elsewhere
+# (both read by `minitransformer/tutorial.py`).
 
 # %%
 # ruff: noqa: E402  (a notebook: each cell imports what it first needs)
-import os
-import sys
 import time
-from pathlib import Path
 
-import matplotlib
-
-INTERACTIVE = "ipykernel" in sys.modules
-if not INTERACTIVE:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
 import minitransformer as mt
 from minitransformer.accounting import analytic_parameter_count, build_model
+from minitransformer.tutorial import figure_saver
 
-FAST = os.environ.get("MT_TUTORIAL_FAST") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("MT_TUTORIAL_OUTPUT", HERE / "_output"))
-OUT.mkdir(parents=True, exist_ok=True)
-
-
-def save(fig, name: str) -> None:
-    """Save a figure as tutorials/_output/06_<name>.png (and show it when running in a notebook)."""
-    path = OUT / f"06_{name}.png"
-    # FAST mode (tests): small and without the extra layout pass of bbox_inches="tight"
-    fig.savefig(path, dpi=60 if FAST else 110, bbox_inches=None if FAST else "tight")
-    print(f"[plot] {path}")
-    if INTERACTIVE:
-        plt.show()
-    plt.close(fig)
+save = figure_saver("06", globals().get("__file__"))  # save(fig, name) -> _output/06_<name>.png
 
 
 # %% [markdown]
