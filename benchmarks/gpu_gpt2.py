@@ -98,32 +98,33 @@ def build(cfg: GPTConfig, device: torch.device):
     return ours, hf.to(device).train()
 
 
-def padded_runner(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args, backend: str | None) -> Runner:
-    """Diagnostic: our GPT with the vocabulary padded to a multiple of 64 (nanoGPT's 50,304 for GPT-2).
+def make_runners(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args,
+                 backend: str | None) -> list[Runner]:
+    """Ours and transformers' GPT-2 with the same weights (and, with ``--padded-vocab``, a diagnostic third).
 
-    The data still uses the real vocabulary; the padded rows are extra, never-seen classes. MFU keeps
-    counting the unpadded model's FLOPs, so the row shows what the padding buys in useful work.
+    The diagnostic is our GPT with the vocabulary padded to a multiple of 64 (nanoGPT's 50,304 for
+    GPT-2). The data still uses the real vocabulary; the padded rows are extra, never-seen classes.
+    MFU keeps counting the unpadded model's FLOPs, so its row shows what the padding buys in useful work.
     """
-    padded = dataclasses.replace(cfg, vocab_size=-(-cfg.vocab_size // 64) * 64)
-    torch.manual_seed(0)
-    model = GPT(padded).to(device).train()
-    return Runner(f"minitransformer GPT, vocab padded to {padded.vocab_size} (diagnostic)", model,
-                  make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True,
-                  args.batch, args.seq, cfg.vocab_size, device, dtype, backend)
+    ours, hf = build(cfg, device)
+    models = [("minitransformer GPT", ours, make_adamw(ours, lr=6e-4, weight_decay=0.1, fused=True), True),
+              ("transformers GPT2LMHeadModel", hf,
+               torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False)]
+    if args.padded_vocab:
+        padded = dataclasses.replace(cfg, vocab_size=-(-cfg.vocab_size // 64) * 64)
+        torch.manual_seed(0)
+        model = GPT(padded).to(device).train()
+        models.append((f"minitransformer GPT, vocab padded to {padded.vocab_size} (diagnostic)", model,
+                       make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
+    return [Runner(name, model, opt, is_ours, args.batch, args.seq, cfg.vocab_size, device, dtype, backend)
+            for name, model, opt, is_ours in models]
 
 
 def profile_eager(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args) -> None:
     """Where an eager step's time goes: the top kernels by device time, and device busy vs wall time."""
     from torch.profiler import ProfilerActivity, profile
 
-    ours, hf = build(cfg, device)
-    runners = [Runner("minitransformer GPT", ours, make_adamw(ours, lr=6e-4, weight_decay=0.1, fused=True), True,
-                      args.batch, args.seq, cfg.vocab_size, device, dtype, None),
-               Runner("transformers GPT2LMHeadModel", hf,
-                      torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False,
-                      args.batch, args.seq, cfg.vocab_size, device, dtype, None)]
-    if args.padded_vocab:
-        runners.append(padded_runner(cfg, device, dtype, args, None))
+    runners = make_runners(cfg, device, dtype, args, None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for r in runners:
         r.warm_up(max(2, args.warmup))
@@ -186,17 +187,8 @@ def main() -> None:
         return
     rows = []
     for compiled in ([False] if args.no_compile else [True] if args.only_compile else [False, True]):
-        ours, hf = build(cfg, device)
         backend = compile_backend if compiled else None
-        runners = [
-            Runner("minitransformer GPT", ours, make_adamw(ours, lr=6e-4, weight_decay=0.1, fused=True), True,
-                   args.batch, args.seq, cfg.vocab_size, device, dtype, backend),
-            Runner("transformers GPT2LMHeadModel", hf,
-                   torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False,
-                   args.batch, args.seq, cfg.vocab_size, device, dtype, backend),
-        ]
-        if args.padded_vocab:
-            runners.append(padded_runner(cfg, device, dtype, args, backend))
+        runners = make_runners(cfg, device, dtype, args, backend)
         for r in runners:
             t0 = time.perf_counter()
             r.warm_up(args.warmup)
@@ -216,7 +208,7 @@ def main() -> None:
         rates = [statistics.median(r.rates) if r.rates else float("nan") for r in runners]
         rows.append(f"| ours / HF | {'compiled' if compiled else 'eager'} | {rates[0] / rates[1]:.2f}x | | |")
         print(f"peak memory so far: {mem:.1f} GiB", flush=True)
-        del runners, ours, hf
+        del runners
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
