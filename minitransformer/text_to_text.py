@@ -144,18 +144,23 @@ def _rows(batch: Batch, index: Sequence[int]) -> Batch:
     return out
 
 
-def shuffled_batches(data: Batch, batch_size: int, seed: int = 0) -> Callable[[], Batch]:
-    """A function giving the next batch of an endless stream of shuffled epochs over ``data``'s rows."""
-    n = data["input_ids"].shape[0]
+def shuffled_batches(source: Batch | Callable[[], Batch], batch_size: int, seed: int = 0) -> Callable[[], Batch]:
+    """A function giving the next batch of an endless stream of shuffled passes over ``source``'s rows.
+
+    ``source`` is a batch of rows, or a function called at the start of every pass for that pass's
+    rows (span corruption draws new spans that way). Rows left over at the end of a pass (fewer than
+    ``batch_size``) are dropped.
+    """
     rng = random.Random(seed)
+    data: Batch = {}
     order: list[int] = []
 
     def next_batch() -> Batch:
-        nonlocal order
-        if len(order) < batch_size:
-            fresh = list(range(n))
-            rng.shuffle(fresh)
-            order += fresh
+        nonlocal data, order
+        if len(order) < batch_size:  # a new pass
+            data = source() if callable(source) else source
+            order = list(range(data["input_ids"].shape[0]))
+            rng.shuffle(order)
         rows, order = order[:batch_size], order[batch_size:]
         return _rows(data, rows)
 
@@ -249,20 +254,8 @@ def span_corruption_stream(tokenizer: Tokenizer, text: str, batch_size: int, inp
     """An endless stream of shuffled span-corruption batches of ``text``, with new spans on every pass."""
     sp = special_ids(tokenizer)
     ids = tokenizer.encode(" ".join(text.split()))  # line breaks as spaces (see span_corruption_examples)
-    generator, rng = torch.Generator().manual_seed(seed), random.Random(seed)
-    data: Batch = {}
-    order: list[int] = []
-
-    def next_batch() -> Batch:
-        nonlocal data, order
-        if len(order) < batch_size:  # a new pass over the text, with new spans
-            data = _corrupt(ids, sp, inputs_length, generator)
-            order = list(range(data["input_ids"].shape[0]))
-            rng.shuffle(order)
-        rows, order = order[:batch_size], order[batch_size:]
-        return _rows(data, rows)
-
-    return next_batch
+    generator = torch.Generator().manual_seed(seed)
+    return shuffled_batches(lambda: _corrupt(ids, sp, inputs_length, generator), batch_size, seed)
 
 
 def finetune(model: T5, tokenizer: Tokenizer, pairs: Sequence[TextPair], settings: TrainSettings,

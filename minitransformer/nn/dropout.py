@@ -18,10 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """Zero each element of ``x`` with probability ``p`` and scale the rest by 1/(1-p); identity if not training."""
+def check_probability(p: float) -> None:
+    """Raise unless 0 <= p <= 1 (NaN included, which ``torch.nn.Dropout`` lets through)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Zero each element of ``x`` with probability ``p`` and scale the rest by 1/(1-p); identity if not training."""
+    check_probability(p)
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -38,8 +43,7 @@ class Dropout(nn.Dropout):
     """``torch.nn.Dropout`` with the mask drawn as in ``dropout`` above; same ``p``, same modes."""
 
     def __init__(self, p: float = 0.5) -> None:
-        if not 0.0 <= p <= 1.0:  # (also refuses NaN, which torch.nn.Dropout lets through)
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        check_probability(p)
         super().__init__(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
