@@ -146,14 +146,15 @@ class T5(nn.Module):
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S) ids -> the encoder's output (B, S, C). Inputs are checked as in ``forward``."""
         self._check_encoder_inputs(input_ids, attention_mask)
-        return self._encode(input_ids, attention_mask)
+        return self._encode(self.shared(input_ids), attention_mask)
 
-    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        S = input_ids.shape[1]
+    def _encode(self, embedded: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The encoder stack on already looked-up input embeddings (B, S, C) -> (B, S, C)."""
+        S = embedded.shape[1]
         bias = self.encoder_rel_bias(S, S)  # (1, h, S, S), shared by every encoder layer
         if attention_mask is not None and not bool(attention_mask.all()):
             bias = bias + padding_bias(attention_mask, bias.dtype)  # (B, h, S, S): padded keys get -inf-ish
-        x = self.dropout(self.shared(input_ids))  # (B, S, C)
+        x = self.dropout(embedded)  # (B, S, C)
         for layer in self.encoder_layers:
             x, _ = layer(x, attn_bias=bias)
         return self.dropout(self.encoder_final_norm(x))
@@ -165,6 +166,7 @@ class T5(nn.Module):
         memory_bias: torch.Tensor | None = None,
         cache: DecoderCache | None = None,
         self_bias: torch.Tensor | None = None,
+        embedded: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decoder ids (B, T) attending to ``memory`` (B, S, C) -> hidden states (B, T, C) after the final norm.
 
@@ -172,12 +174,13 @@ class T5(nn.Module):
         only the *new* positions: their queries sit after the ``cache.length`` cached ones, so the
         relative bias uses those rows (``query_offset``). ``self_bias`` may pass a precomputed
         slice of the decoder's position bias (generation computes the whole table once).
+        ``embedded`` (B, T, C) may pass the ids already looked up (``forward`` looks up both stacks' at once).
         """
         T = decoder_input_ids.shape[1]
         past = cache.length if cache is not None else 0
         if self_bias is None:
             self_bias = self.decoder_rel_bias(T, past + T, query_offset=past)  # (1, h, T, past+T)
-        x = self.dropout(self.shared(decoder_input_ids))  # (B, T, C)
+        x = self.dropout(self.shared(decoder_input_ids) if embedded is None else embedded)  # (B, T, C)
         for i, layer in enumerate(self.decoder_layers):
             x, _ = layer(x, attn_bias=self_bias, memory=memory, memory_bias=memory_bias,
                          self_cache=cache.self_attn[i] if cache is not None else None,
@@ -190,6 +193,21 @@ class T5(nn.Module):
             return self.lm_head(hidden)
         # Tied head: rescale first, so logits stay O(1) with an embedding of std 1 (Mesh TF T5).
         return F.linear(hidden * self.config.d_model ** -0.5, self.shared.weight)
+
+    def _lookup_both(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+        """Embeddings of the encoder's and the decoder's ids, in one lookup: (B, S + T, C).
+
+        Only the cost of training changes, not the result. The gradient of a lookup is a
+        (vocab_size, C) matrix that is zero except in the rows of the ids used; PyTorch builds it
+        dense by default, a fresh table (64 MB at t5-small) filled with zeros and then added to
+        the other uses' gradients. One lookup for both stacks builds one such table, not two. With
+        the tied LM head (v1.0), whose gradient is a dense table anyway, the lookup's gradient is
+        kept sparse (the used rows only) and added into the head's: no second table at all. (An
+        untied ``shared`` gets a dense gradient: optimizers such as AdamW refuse sparse ones.)
+        """
+        sparse = self.lm_head is None and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        ids = torch.cat([input_ids, decoder_input_ids], dim=1)  # (B, S + T)
+        return F.embedding(ids, self.shared.weight, sparse=sparse)
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
         """Labels (B, T) -> decoder inputs (B, T): ``decoder_start_token_id`` then labels[:, :-1], -100 -> pad."""
@@ -241,11 +259,14 @@ class T5(nn.Module):
             raise ValueError(f"labels {tuple(labels.shape)} and decoder_input_ids {tuple(decoder_input_ids.shape)} "
                              "must have the same shape")
 
-        memory = self._encode(input_ids, attention_mask)  # (B, S, C)
+        S = input_ids.shape[1]
+        embedded = self._lookup_both(input_ids, decoder_input_ids)  # (B, S + T, C)
+        memory = self._encode(embedded[:, :S], attention_mask)  # (B, S, C)
         memory_bias = None
         if attention_mask is not None and not bool(attention_mask.all()):
             memory_bias = padding_bias(attention_mask, memory.dtype)  # (B, 1, 1, S)
-        logits = self.lm_logits(self.decode(decoder_input_ids, memory, memory_bias))  # (B, T, V)
+        hidden = self.decode(decoder_input_ids, memory, memory_bias, embedded=embedded[:, S:])  # (B, T, C)
+        logits = self.lm_logits(hidden)  # (B, T, V)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.reshape(-1).long(),
@@ -307,7 +328,7 @@ class T5(nn.Module):
         self.eval()
         try:
             B = input_ids.shape[0]
-            memory = self._encode(input_ids, attention_mask)  # (B, S, C): the encoder runs once
+            memory = self._encode(self.shared(input_ids), attention_mask)  # (B, S, C): the encoder runs once
             memory_bias = None
             if attention_mask is not None and not bool(attention_mask.all()):
                 memory_bias = padding_bias(attention_mask, memory.dtype)  # (B, 1, 1, S)

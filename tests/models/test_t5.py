@@ -140,6 +140,24 @@ def test_tied_and_untied_heads():
     assert torch.allclose(untied.lm_logits(h), h @ untied.lm_head.weight.T, atol=1e-5)
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_shared_embedding_gradient_is_dense_and_equals_separate_lookups(tie):
+    """``forward`` looks up encoder and decoder ids at once (sparsely when the head is tied), only to save work:
+    ``shared`` must end with the ordinary dense gradient, the one separate dense lookups give, and AdamW must step."""
+    model = tiny(tie_embeddings=tie).train()
+    x, labels = ids_like((3, 9)), ids_like((3, 6), seed=2)
+    model(x, labels=labels).loss.backward()
+    grad = model.shared.weight.grad
+    assert grad.layout == torch.strided and not grad.is_sparse
+    # the same loss written with the public pieces: two ordinary lookups (each builds a dense gradient)
+    reference = tiny(tie_embeddings=tie).train()
+    memory = reference.encode(x)
+    logits = reference.lm_logits(reference.decode(reference.shift_right(labels), memory))
+    F.cross_entropy(logits.reshape(-1, 50), labels.reshape(-1)).backward()
+    assert (grad - reference.shared.weight.grad).abs().max() < 1e-6
+    torch.optim.AdamW(model.parameters(), fused=True).step()  # refuses sparse gradients
+
+
 @settings(max_examples=10)
 @given(d_model=st.integers(4, 40), d_kv=st.integers(1, 9), n_heads=st.integers(1, 5), d_ff=st.integers(1, 50),
        n_layers=st.integers(1, 3), n_dec=st.integers(1, 3), buckets=st.integers(2, 40),
