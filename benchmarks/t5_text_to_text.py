@@ -61,6 +61,9 @@ def main() -> None:
     p.add_argument("--pretrain-seconds", type=float, default=150)
     p.add_argument("--finetune-seconds", type=float, default=90, help="per task")
     p.add_argument("--vocab-size", type=int, default=2000)
+    p.add_argument("--pretrain-lr", type=float, default=1e-3,
+                   help="peak learning rate of the pretraining (3e-3 made the pretrained start worse than random "
+                        "weights: benchmarks/results/t5_text_to_text.md)")
     p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--dropout", type=float, default=0.0, help="dropout in pretraining and fine-tuning")
     p.add_argument("--translation-examples", type=int, default=4000)
@@ -91,7 +94,7 @@ def main() -> None:
     print(f"model: {n_params / 1e6:.2f}M parameters")
     starts, n_pre_steps, reliance = [], 0, None
     if args.start in ("pretrained", "both"):
-        pre = TrainSettings(steps=100_000, batch_size=32, lr=3e-3, warmup_steps=100,
+        pre = TrainSettings(steps=100_000, batch_size=32, lr=args.pretrain_lr, warmup_steps=100,
                             time_budget_s=args.pretrain_seconds, seed=args.seed, log_every=100)
         text = corpus if args.pretrain_on == "corpus" else corpus + "\n" + "\n".join(task_texts)
         losses = pretrain_span_corruption(pretrained, tokenizer, text, pre)
@@ -125,7 +128,8 @@ def main() -> None:
     lines = [
         "# T5 text-to-text: span-corruption pretraining, then fine-tuning (CPU)",
         "",
-        f"Command: `python benchmarks/t5_text_to_text.py --start {args.start} --pretrain-on {args.pretrain_on}` "
+        f"Command: `python benchmarks/t5_text_to_text.py --start {args.start} --pretrain-on {args.pretrain_on} "
+        f"--pretrain-lr {args.pretrain_lr:g} --finetune-lr {args.finetune_lr:g}` "
         f"({torch.get_num_threads()} threads, {total / 60:.1f} minutes in all). Model: T5 v1.0 shape, "
         f"d_model 128, 3+3 layers, 4 heads of 32, d_ff 512, {n_params / 1e6:.2f}M parameters; Unigram "
         f"tokenizer of {tokenizer.vocab_size} pieces. Pretraining: {n_pre_steps} steps "

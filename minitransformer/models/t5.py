@@ -203,7 +203,9 @@ class T5(nn.Module):
         the other uses' gradients. One lookup for both stacks builds one such table, not two. With
         the tied LM head (v1.0), whose gradient is a dense table anyway, the lookup's gradient is
         kept sparse (the used rows only) and added into the head's: no second table at all. (An
-        untied ``shared`` gets a dense gradient: optimizers such as AdamW refuse sparse ones.)
+        untied ``shared`` gets a dense gradient: optimizers such as AdamW refuse sparse ones. A loss
+        on ``encoder_last_hidden_state`` alone would leave the tied table a sparse gradient; for
+        an encoder-only loss call ``encode``, which looks up densely.)
         """
         sparse = self.lm_head is None and torch.is_grad_enabled() and not torch.compiler.is_compiling()
         ids = torch.cat([input_ids, decoder_input_ids], dim=1)  # (B, S + T)
