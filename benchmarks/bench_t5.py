@@ -3,6 +3,7 @@
     python benchmarks/bench_t5.py train       # tiny and t5-small shapes, encoder 128 / decoder 32 tokens
     python benchmarks/bench_t5.py generate    # t5-small shape: greedy and 4-beam search
     python benchmarks/bench_t5.py all
+    python benchmarks/bench_t5.py lookup      # ours only: one lookup of the shared embedding vs two dense ones
 
 Both models hold the same random weights (ours converted to transformers' names) and see the same
 batches; they run alternately in one process, round after round, so both share whatever else the
@@ -148,9 +149,57 @@ def bench_generate(num_beams: int, rounds: int, batch: int, new_tokens: int) -> 
     return ratio
 
 
+def bench_lookup(preset: str, steps: int, rounds: int) -> float:
+    """Our training step as it is vs the same model looking ``shared`` up twice with dense gradients.
+
+    ``T5.forward`` looks the encoder's and the decoder's ids up in one call, with a sparse gradient
+    when the LM head is tied and there are fewer ids than table rows (see ``T5._lookup_both``). The baseline is the plain way: two
+    ``F.embedding`` calls, each of which builds a dense (vocab_size, d_model) gradient in backward.
+    """
+    import torch.nn.functional as F
+
+    cfg = T5Config.preset(preset, dropout=0.0)
+    batch = TRAIN_BATCH[preset]
+    torch.manual_seed(0)
+    one = T5(cfg).train()
+    two = T5(cfg).train()
+    two.load_state_dict(one.state_dict())
+
+    def two_dense_lookups(input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+        w = two.shared.weight
+        return torch.cat([F.embedding(input_ids, w), F.embedding(decoder_input_ids, w)], dim=1)
+
+    two._lookup_both = two_dense_lookups  # this instance only
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randint(2, cfg.vocab_size, (batch, ENC_LEN), generator=g),
+             torch.randint(2, cfg.vocab_size, (batch, DEC_LEN), generator=g)) for _ in range(4)]
+
+    def steps_of(model: T5):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+        def run() -> None:
+            for i in range(steps):
+                x, y = data[i % len(data)]
+                model(x, labels=y).loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+        return run
+
+    fns = {"one": steps_of(one), "two": steps_of(two)}
+    alternate(fns, 1)  # warm-up
+    times = alternate(fns, rounds)
+    ratios = [b / a for a, b in zip(times["one"], times["two"], strict=True)]
+    ratio = statistics.median(ratios)
+    print(f"\n### shared-embedding lookup, `{preset}`, batch {batch}, {steps} steps per round, {rounds} rounds\n")
+    sparse = cfg.tie_embeddings and batch * (ENC_LEN + DEC_LEN) < cfg.vocab_size  # as T5._lookup_both decides
+    print(f"step time, two dense lookups / one {'sparse' if sparse else 'dense'} lookup: "
+          f"**{ratio:.3f}x** (median of per-round ratios; rounds {', '.join(f'{r:.3f}' for r in ratios)})")
+    return ratio
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["train", "generate", "all"])
+    p.add_argument("what", choices=["train", "generate", "all", "lookup"])
     p.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per model")
     p.add_argument("--steps-tiny", type=int, default=10, help="training steps per round at `tiny`")
     p.add_argument("--steps-small", type=int, default=1, help="training steps per round at `t5-small`")
@@ -167,6 +216,9 @@ def main() -> None:
         for dropout in args.dropout:
             bench_train("tiny", args.steps_tiny, args.rounds, dropout)
             bench_train("t5-small", args.steps_small, args.rounds, dropout)
+    if args.what == "lookup":
+        bench_lookup("tiny", args.steps_tiny, args.rounds)
+        bench_lookup("t5-small", args.steps_small, args.rounds)
     if args.what in ("generate", "all"):
         bench_generate(1, args.rounds, args.gen_batch, args.new_tokens)
         bench_generate(4, args.rounds, args.gen_batch, args.new_tokens)

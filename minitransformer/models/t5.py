@@ -202,13 +202,15 @@ class T5(nn.Module):
         dense by default, a fresh table (64 MB at t5-small) filled with zeros and then added to
         the other uses' gradients. One lookup for both stacks builds one such table, not two. With
         the tied LM head (v1.0), whose gradient is a dense table anyway, the lookup's gradient is
-        kept sparse (the used rows only) and added into the head's: no second table at all. (An
+        kept sparse (one row per id looked up) and added into the head's: no second table at all,
+        if there are fewer ids than table rows (else the dense table is the smaller one). (An
         untied ``shared`` gets a dense gradient: optimizers such as AdamW refuse sparse ones. A loss
         on ``encoder_last_hidden_state`` alone would leave the tied table a sparse gradient; for
         an encoder-only loss call ``encode``, which looks up densely.)
         """
-        sparse = self.lm_head is None and torch.is_grad_enabled() and not torch.compiler.is_compiling()
         ids = torch.cat([input_ids, decoder_input_ids], dim=1)  # (B, S + T)
+        sparse = (self.lm_head is None and ids.numel() < self.config.vocab_size and torch.is_grad_enabled()
+                  and not torch.compiler.is_compiling())
         return F.embedding(ids, self.shared.weight, sparse=sparse)
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:

@@ -141,11 +141,12 @@ def test_tied_and_untied_heads():
 
 
 @pytest.mark.parametrize("tie", [True, False])
-def test_shared_embedding_gradient_is_dense_and_equals_separate_lookups(tie):
+@pytest.mark.parametrize("rows", [3, 6])  # 45 ids (fewer than the 50 table rows: sparse if tied) or 90 (dense)
+def test_shared_embedding_gradient_is_dense_and_equals_separate_lookups(tie, rows):
     """``forward`` looks up encoder and decoder ids at once (sparsely when the head is tied), only to save work:
     ``shared`` must end with the ordinary dense gradient, the one separate dense lookups give, and AdamW must step."""
     model = tiny(tie_embeddings=tie).train()
-    x, labels = ids_like((3, 9)), ids_like((3, 6), seed=2)
+    x, labels = ids_like((rows, 9)), ids_like((rows, 6), seed=2)
     model(x, labels=labels).loss.backward()
     grad = model.shared.weight.grad
     assert grad.layout == torch.strided and not grad.is_sparse
