@@ -46,10 +46,19 @@ class RelativePositionBias(nn.Module):
         self.bias = nn.Embedding(num_buckets, n_heads)
 
     def forward(self, t_q: int, t_k: int, query_offset: int = 0) -> torch.Tensor:
-        """Bias for queries at positions ``query_offset .. query_offset+Tq-1`` and keys 0..Tk-1."""
+        """Bias for queries at positions ``query_offset .. query_offset+Tq-1`` and keys 0..Tk-1.
+
+        Query i (at position ``query_offset + i``) and key j get the bias of the offset
+        ``j - query_offset - i``. It depends on j - i only, so the (Tq, Tk) matrix has just
+        Tq + Tk - 1 distinct values, one per diagonal (a Toeplitz matrix). We look those up once
+        and lay them out, rather than bucketing and looking up all Tq x Tk pairs: the same numbers,
+        and in training the gradient of the table gathers from Tq + Tk - 1 entries, not Tq x Tk.
+        """
         device = self.bias.weight.device
-        q_pos = torch.arange(query_offset, query_offset + t_q, device=device)[:, None]  # (Tq, 1)
-        k_pos = torch.arange(t_k, device=device)[None, :]  # (1, Tk)
-        buckets = relative_position_bucket(k_pos - q_pos, self.bidirectional, self.num_buckets,
-                                           self.max_distance)  # (Tq, Tk)
-        return self.bias(buckets).permute(2, 0, 1).unsqueeze(0)  # (1, h, Tq, Tk)
+        first = -(query_offset + t_q - 1)  # the smallest offset: key 0 seen from the last query
+        offsets = torch.arange(first, first + t_q + t_k - 1, device=device)  # (Tq + Tk - 1,) ascending
+        buckets = relative_position_bucket(offsets, self.bidirectional, self.num_buckets, self.max_distance)
+        values = self.bias(buckets).t()  # (h, Tq + Tk - 1): values[:, d] is the bias of offset first + d
+        # Row i needs values[:, j - i + Tq - 1] for j = 0..Tk-1: the window of Tk values starting at
+        # Tq - 1 - i. unfold lists the windows starting at 0, 1, ..., Tq - 1; flip puts them in row order.
+        return values.unfold(1, t_k, 1).flip(1).unsqueeze(0)  # (1, h, Tq, Tk)

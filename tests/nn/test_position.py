@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import T5Config as HFT5Config
 from transformers.models.t5.modeling_t5 import T5Attention
 
@@ -54,3 +56,25 @@ def test_bias_of_a_step_is_a_slice_of_the_full_bias():
         torch.testing.assert_close(rel(n, pos + n, query_offset=pos), full[:, :, pos:pos + n, :pos + n])
     rel(9, 9).sum().backward()
     assert rel.bias.weight.grad is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(t_q=st.integers(1, 40), t_k=st.integers(1, 40), query_offset=st.integers(0, 30), bidirectional=st.booleans(),
+       heads=st.integers(1, 3), num_buckets=st.sampled_from([4, 8, 32]), max_distance=st.sampled_from([8, 20, 128]))
+def test_toeplitz_layout_equals_looking_up_every_pair(t_q, t_k, query_offset, bidirectional, heads, num_buckets,
+                                                      max_distance):
+    """The bias is laid out from one value per offset; it must equal bucketing each (query, key) pair
+    on its own, in value and in the gradient it sends to the table."""
+    torch.manual_seed(t_q * 41 + t_k)
+    rel = RelativePositionBias(heads, num_buckets, max_distance, bidirectional)
+    q_pos = torch.arange(query_offset, query_offset + t_q)[:, None]  # (Tq, 1)
+    k_pos = torch.arange(t_k)[None, :]  # (1, Tk)
+    buckets = relative_position_bucket(k_pos - q_pos, bidirectional, num_buckets, max_distance)  # (Tq, Tk)
+    expected = rel.bias.weight[buckets].permute(2, 0, 1).unsqueeze(0)  # (1, h, Tq, Tk)
+    got = rel(t_q, t_k, query_offset=query_offset)
+    assert got.shape == (1, heads, t_q, t_k)
+    assert torch.equal(got, expected)
+    upstream = torch.randn(got.shape)
+    (grad_got,) = torch.autograd.grad(got, rel.bias.weight, upstream)
+    (grad_expected,) = torch.autograd.grad(expected, rel.bias.weight, upstream)
+    torch.testing.assert_close(grad_got, grad_expected)
