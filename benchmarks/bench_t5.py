@@ -53,9 +53,9 @@ def alternate(fns: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_train(preset: str, steps: int, rounds: int, dropout: float = 0.0) -> float:
+def bench_train(preset: str, steps: int, rounds: int, dropout: float = 0.0, batch: int | None = None) -> float:
     cfg = T5Config.preset(preset, dropout=dropout)
-    batch = TRAIN_BATCH[preset]
+    batch = batch or TRAIN_BATCH[preset]
     torch.manual_seed(0)
     ours = T5(cfg).train()
     hf = hf_twin(ours).train()
@@ -203,6 +203,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per model")
     p.add_argument("--steps-tiny", type=int, default=10, help="training steps per round at `tiny`")
     p.add_argument("--steps-small", type=int, default=1, help="training steps per round at `t5-small`")
+    p.add_argument("--batch-small", type=int, nargs="+", default=[TRAIN_BATCH["t5-small"]],
+                   help="batch sizes to measure at `t5-small` (tiny: always 16)")
     p.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.1],
                    help="training dropout rates to measure (T5 pretrained and fine-tuned with 0.1)")
     p.add_argument("--gen-batch", type=int, default=4)
@@ -215,7 +217,8 @@ def main() -> None:
     if args.what in ("train", "all"):
         for dropout in args.dropout:
             bench_train("tiny", args.steps_tiny, args.rounds, dropout)
-            bench_train("t5-small", args.steps_small, args.rounds, dropout)
+            for batch in args.batch_small:
+                bench_train("t5-small", args.steps_small, args.rounds, dropout, batch)
     if args.what == "lookup":
         bench_lookup("tiny", args.steps_tiny, args.rounds)
         bench_lookup("t5-small", args.steps_small, args.rounds)
