@@ -191,7 +191,7 @@ def bench_lookup(preset: str, steps: int, rounds: int) -> float:
     ratios = [b / a for a, b in zip(times["one"], times["two"], strict=True)]
     ratio = statistics.median(ratios)
     print(f"\n### shared-embedding lookup, `{preset}`, batch {batch}, {steps} steps per round, {rounds} rounds\n")
-    sparse = cfg.tie_embeddings and batch * (ENC_LEN + DEC_LEN) < cfg.vocab_size  # as T5._lookup_both decides
+    sparse = cfg.tie_embeddings and batch * (ENC_LEN + DEC_LEN) < cfg.vocab_size  # as T5._lookup_both decides (CPU)
     print(f"step time, two dense lookups / one {'sparse' if sparse else 'dense'} lookup: "
           f"**{ratio:.3f}x** (median of per-round ratios; rounds {', '.join(f'{r:.3f}' for r in ratios)})")
     return ratio

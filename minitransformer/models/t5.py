@@ -197,20 +197,23 @@ class T5(nn.Module):
     def _lookup_both(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
         """Embeddings of the encoder's and the decoder's ids, in one lookup: (B, S + T, C).
 
-        Only the cost of training changes, not the result. The gradient of a lookup is a
-        (vocab_size, C) matrix that is zero except in the rows of the ids used; PyTorch builds it
-        dense by default, a fresh table (64 MB at t5-small) filled with zeros and then added to
-        the other uses' gradients. One lookup for both stacks builds one such table, not two. With
-        the tied LM head (v1.0), whose gradient is a dense table anyway, the lookup's gradient is
-        kept sparse (one row per id looked up) and added into the head's: no second table at all,
-        if there are fewer ids than table rows (else the dense table is the smaller one). (An
-        untied ``shared`` gets a dense gradient: optimizers such as AdamW refuse sparse ones. A loss
-        on ``encoder_last_hidden_state`` alone would leave the tied table a sparse gradient; for
-        an encoder-only loss call ``encode``, which looks up densely.)
+        Only the cost of training changes, not the result. In backward, a lookup's gradient is a
+        (vocab_size, C) table, zero except in the rows of the ids used. PyTorch builds it dense: a
+        fresh table (64 MB at t5-small; on a CPU that size also costs page faults, see
+        benchmarks/results/t5.md), then adds it to the other uses' gradients. So:
+
+        - one lookup for both stacks builds one table, not two;
+        - with the tied LM head (v1.0), whose own gradient is a dense table anyway, the lookup's
+          gradient is kept sparse (a row per id) and added into the head's: no second table. Only
+          where that pays: fewer ids than table rows, and on the CPU (a GPU reuses its memory).
+
+        An untied ``shared`` keeps a dense gradient (AdamW refuses sparse ones). A loss on
+        ``encoder_last_hidden_state`` alone would leave the tied table a sparse gradient: for an
+        encoder-only loss, call ``encode``, which looks up densely.
         """
         ids = torch.cat([input_ids, decoder_input_ids], dim=1)  # (B, S + T)
-        sparse = (self.lm_head is None and ids.numel() < self.config.vocab_size and torch.is_grad_enabled()
-                  and not torch.compiler.is_compiling())
+        sparse = (self.lm_head is None and ids.numel() < self.config.vocab_size and ids.device.type == "cpu"
+                  and torch.is_grad_enabled() and not torch.compiler.is_compiling())
         return F.embedding(ids, self.shared.weight, sparse=sparse)
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
