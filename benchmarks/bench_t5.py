@@ -153,8 +153,9 @@ def bench_lookup(preset: str, steps: int, rounds: int) -> float:
     """Our training step as it is vs the same model looking ``shared`` up twice with dense gradients.
 
     ``T5.forward`` looks the encoder's and the decoder's ids up in one call, with a sparse gradient
-    when the LM head is tied and there are fewer ids than table rows (see ``T5._lookup_both``). The baseline is the plain way: two
-    ``F.embedding`` calls, each of which builds a dense (vocab_size, d_model) gradient in backward.
+    when the LM head is tied and there are fewer ids than table rows (see ``T5._lookup_both``). The
+    baseline is the plain way: two ``F.embedding`` calls, each of which builds a dense
+    (vocab_size, d_model) gradient in backward.
     """
     import torch.nn.functional as F
 
