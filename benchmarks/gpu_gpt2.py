@@ -126,6 +126,7 @@ def profile_eager(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args
 
     runners = make_runners(cfg, device, dtype, args, None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    report = []
     for r in runners:
         r.warm_up(max(2, args.warmup))
         sync(device)
@@ -138,9 +139,12 @@ def profile_eager(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args
         events = prof.key_averages()
         key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
         busy = sum(getattr(e, key) for e in events) / 1e6 / args.profile  # seconds of kernels per step
-        print(f"\n## {r.name}: {1000 * wall:.1f} ms/step under the profiler, kernels {1000 * busy:.1f} ms/step "
-              f"({busy / wall:.0%} busy)")
-        print(events.table(sort_by=key, row_limit=25))
+        report += [f"\n## {r.name}: {1000 * wall:.1f} ms/step under the profiler, kernels {1000 * busy:.1f} ms/step "
+                   f"({busy / wall:.0%} busy)", events.table(sort_by=key, row_limit=25)]
+        print("\n".join(report[-2:]), flush=True)
+    if args.out:  # the tables are long: a remote run's captured output may keep only their end
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(report) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -153,7 +157,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation happens here)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs")
     p.add_argument("--only-compile", action="store_true", help="skip the eager runs")
-    p.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    p.add_argument("--out", type=Path, default=None, help="also write the markdown table (or the profile) here")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="instead of timing: profile STEPS eager steps of each model and print the kernels "
                         "that take the most device time, and how much of the step the device sat idle")
