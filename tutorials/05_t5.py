@@ -120,6 +120,11 @@ plt.colorbar(im, ax=axes[1], fraction=0.046)
 save(fig, "relative_buckets")
 
 # %% [markdown]
+# The right-hand picture is constant along every diagonal: the bucket, and so the bias, depends on
+# j − i only (a *Toeplitz* matrix). A T×T bias therefore has just 2T − 1 distinct values, and
+# `RelativePositionBias` looks up only those and lays them out along the diagonals; in training its
+# gradient collects from 2T − 1 entries instead of T² (`minitransformer/nn/position.py`).
+#
 # *Try it yourself:* `minitransformer exercises start 7` — write `relative_position_bucket`.
 #
 # ## 3. Text to SQL, end to end
