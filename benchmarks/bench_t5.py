@@ -53,29 +53,35 @@ def alternate(fns: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def random_pairs(cfg: T5Config, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Four fixed (input ids (B, ENC_LEN), labels (B, DEC_LEN)) batches of random tokens."""
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randint(2, cfg.vocab_size, (batch, ENC_LEN), generator=g),
+             torch.randint(2, cfg.vocab_size, (batch, DEC_LEN), generator=g)) for _ in range(4)]
+
+
+def training_run(loss_of, model: torch.nn.Module, data: list, steps: int):
+    """A function that runs ``steps`` training steps (forward, backward, fused AdamW) over ``data``."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+    def run() -> None:
+        for i in range(steps):
+            x, y = data[i % len(data)]
+            loss_of(x, y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    return run
+
+
 def bench_train(preset: str, steps: int, rounds: int, dropout: float = 0.0, batch: int | None = None) -> float:
     cfg = T5Config.preset(preset, dropout=dropout)
     batch = batch or TRAIN_BATCH[preset]
     torch.manual_seed(0)
     ours = T5(cfg).train()
     hf = hf_twin(ours).train()
-    opts = {"ours": torch.optim.AdamW(ours.parameters(), lr=1e-4, fused=True),
-            "hf": torch.optim.AdamW(hf.parameters(), lr=1e-4, fused=True)}
-    g = torch.Generator().manual_seed(0)
-    data = [(torch.randint(2, cfg.vocab_size, (batch, ENC_LEN), generator=g),
-             torch.randint(2, cfg.vocab_size, (batch, DEC_LEN), generator=g)) for _ in range(4)]
-
-    def steps_of(name: str):
-        def run() -> None:
-            for i in range(steps):
-                x, y = data[i % len(data)]
-                loss = ours(x, labels=y).loss if name == "ours" else hf(input_ids=x, labels=y).loss
-                loss.backward()
-                opts[name].step()
-                opts[name].zero_grad(set_to_none=True)
-        return run
-
-    fns = {"ours": steps_of("ours"), "hf": steps_of("hf")}
+    data = random_pairs(cfg, batch)
+    fns = {"ours": training_run(lambda x, y: ours(x, labels=y).loss, ours, data, steps),
+           "hf": training_run(lambda x, y: hf(input_ids=x, labels=y).loss, hf, data, steps)}
     alternate(fns, 1)  # warm-up: allocator, kernels, optimizer state
     flops = steps * t5_flops_per_step(cfg, batch, ENC_LEN, DEC_LEN)
     times: dict[str, list[float]] = {name: [] for name in fns}
@@ -171,29 +177,15 @@ def bench_lookup(preset: str, steps: int, rounds: int) -> float:
         return torch.cat([F.embedding(input_ids, w), F.embedding(decoder_input_ids, w)], dim=1)
 
     two._lookup_both = two_dense_lookups  # this instance only
-    g = torch.Generator().manual_seed(0)
-    data = [(torch.randint(2, cfg.vocab_size, (batch, ENC_LEN), generator=g),
-             torch.randint(2, cfg.vocab_size, (batch, DEC_LEN), generator=g)) for _ in range(4)]
-
-    def steps_of(model: T5):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-
-        def run() -> None:
-            for i in range(steps):
-                x, y = data[i % len(data)]
-                model(x, labels=y).loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-        return run
-
-    fns = {"one": steps_of(one), "two": steps_of(two)}
+    data = random_pairs(cfg, batch)
+    fns = {"one": training_run(lambda x, y: one(x, labels=y).loss, one, data, steps),
+           "two": training_run(lambda x, y: two(x, labels=y).loss, two, data, steps)}
     alternate(fns, 1)  # warm-up
     times = alternate(fns, rounds)
     ratios = [b / a for a, b in zip(times["one"], times["two"], strict=True)]
     ratio = statistics.median(ratios)
     print(f"\n### shared-embedding lookup, `{preset}`, batch {batch}, {steps} steps per round, {rounds} rounds\n")
-    sparse = cfg.tie_embeddings and batch * (ENC_LEN + DEC_LEN) < cfg.vocab_size  # as T5._lookup_both decides (CPU)
-    print(f"step time, two dense lookups / one {'sparse' if sparse else 'dense'} lookup: "
+    print("step time, two dense lookups / one lookup (sparse where T5._lookup_both chooses so): "
           f"**{ratio:.3f}x** (median of per-round ratios; rounds {', '.join(f'{r:.3f}' for r in ratios)})")
     return ratio
 

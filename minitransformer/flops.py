@@ -35,7 +35,6 @@ def gpt_flops_per_token(config, seq_len: int | None = None) -> int:
     return flops_per_token(n, config.n_layers, seq_len, config.d_model)
 
 
-
 def t5_flops_per_step(config, batch: int, src_len: int, tgt_len: int) -> int:
     """Training FLOPs (forward + backward) of one T5 step on ``batch`` pairs of ``src_len``/``tgt_len`` tokens.
 

@@ -119,13 +119,20 @@ def span_corruption_examples(tokenizer: Tokenizer, text: str, inputs_length: int
                              generator: torch.Generator | None = None) -> Batch:
     """The whole ``text`` as span-corruption rows: ``input_ids`` (N, inputs_length) and ``labels``.
 
-    Uses ``minitransformer.data.span_corruption`` (noise density 0.15, mean span 3, as T5). Line
-    breaks are read as spaces, as T5's SentencePiece model reads them: ``train_tokenizer`` learns
-    from lines, so it has no piece for a line break, which would otherwise become ``<unk>`` (in
-    verse, one token in eight) and glue the next line's first word to it without a word start.
+    Uses ``minitransformer.data.span_corruption`` (noise density 0.15, mean span 3, as T5).
     """
     sp = special_ids(tokenizer)
-    return _corrupt(tokenizer.encode(" ".join(text.split())), sp, inputs_length, generator)
+    return _corrupt(_encode_running_text(tokenizer, text), sp, inputs_length, generator)
+
+
+def _encode_running_text(tokenizer: Tokenizer, text: str) -> list[int]:
+    """A whole text -> ids, line breaks read as spaces (as T5's SentencePiece model reads them).
+
+    ``train_tokenizer`` learns from lines, so it has no piece for a line break, which would
+    otherwise become ``<unk>`` (in verse, one token in eight) and glue the next line's first word
+    to it without a word start.
+    """
+    return tokenizer.encode(" ".join(text.split()))
 
 
 def _corrupt(ids: list[int], sp: SpecialIds, inputs_length: int, generator: torch.Generator | None) -> Batch:
@@ -253,7 +260,7 @@ def span_corruption_stream(tokenizer: Tokenizer, text: str, batch_size: int, inp
                            seed: int = 0) -> Callable[[], Batch]:
     """An endless stream of shuffled span-corruption batches of ``text``, with new spans on every pass."""
     sp = special_ids(tokenizer)
-    ids = tokenizer.encode(" ".join(text.split()))  # line breaks as spaces (see span_corruption_examples)
+    ids = _encode_running_text(tokenizer, text)
     generator = torch.Generator().manual_seed(seed)
     return shuffled_batches(lambda: _corrupt(ids, sp, inputs_length, generator), batch_size, seed)
 
