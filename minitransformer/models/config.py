@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from minitransformer.nn.attention import BACKENDS
 from minitransformer.nn.feedforward import ACTIVATIONS
+from minitransformer.nn.position import check_bucket_settings
 
 C = TypeVar("C", bound="_Config")
 
@@ -223,6 +224,13 @@ class T5Config(_Config):
         _probability(self, "dropout")
         _choice(self, "feed_forward", ("relu", "gated-gelu"))
         _choice(self, "attention_backend", BACKENDS)
+        try:  # the decoder's causal buckets ask more of these two than the encoder's
+            check_bucket_settings(self.relative_attention_num_buckets, self.relative_attention_max_distance,
+                                  bidirectional=False)
+            check_bucket_settings(self.relative_attention_num_buckets, self.relative_attention_max_distance,
+                                  bidirectional=True)
+        except ValueError as err:
+            raise ValueError(f"T5Config relative_attention_num_buckets / relative_attention_max_distance: {err}") from None
         if not self.norm_eps > 0:
             raise ValueError(f"T5Config.norm_eps must be > 0, got {self.norm_eps!r}")
         for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):

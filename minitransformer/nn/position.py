@@ -15,9 +15,26 @@ import torch
 from torch import nn
 
 
+def check_bucket_settings(num_buckets: int, max_distance: int, bidirectional: bool) -> None:
+    """Raise ``ValueError`` unless the bucket scheme below is well defined for these settings.
+
+    Offsets under ``max_exact`` (a quarter of the buckets in an encoder, half in a decoder) get a
+    bucket each; the log-spaced buckets span ``max_exact .. max_distance``, so that range must not
+    be empty: at least one exact bucket, and ``max_distance > max_exact``. (Otherwise the formula
+    divides by log(1) = 0 and the bucket ids are garbage.)
+    """
+    max_exact = (num_buckets // 2 if bidirectional else num_buckets) // 2
+    if max_exact < 1 or max_distance <= max_exact:
+        kind = "bidirectional (encoder)" if bidirectional else "causal (decoder)"
+        raise ValueError(f"{kind} relative position buckets need num_buckets >= {4 if bidirectional else 2} and "
+                         f"max_distance > {'num_buckets // 4' if bidirectional else 'num_buckets // 2'}; got "
+                         f"num_buckets={num_buckets}, max_distance={max_distance}")
+
+
 def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool = True,
                              num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
     """Map offsets ``key_pos - query_pos`` (any integer tensor) to bucket ids in [0, num_buckets)."""
+    check_bucket_settings(num_buckets, max_distance, bidirectional)
     buckets = torch.zeros_like(relative_position)
     if bidirectional:
         num_buckets //= 2
@@ -42,6 +59,7 @@ class RelativePositionBias(nn.Module):
     def __init__(self, n_heads: int, num_buckets: int = 32, max_distance: int = 128,
                  bidirectional: bool = True) -> None:
         super().__init__()
+        check_bucket_settings(num_buckets, max_distance, bidirectional)
         self.num_buckets, self.max_distance, self.bidirectional = num_buckets, max_distance, bidirectional
         self.bias = nn.Embedding(num_buckets, n_heads)
 
@@ -61,4 +79,7 @@ class RelativePositionBias(nn.Module):
         values = self.bias(buckets).t()  # (h, Tq + Tk - 1): values[:, d] is the bias of offset first + d
         # Row i needs values[:, j - i + Tq - 1] for j = 0..Tk-1: the window of Tk values starting at
         # Tq - 1 - i. unfold lists the windows starting at 0, 1, ..., Tq - 1; flip puts them in row order.
-        return values.unfold(1, t_k, 1).flip(1).unsqueeze(0)  # (1, h, Tq, Tk)
+        windows = values.unfold(1, t_k, 1).flip(1)  # (h, Tq, Tk)
+        # flip may hand back any memory layout (here often heads innermost); every layer adds this bias
+        # to its (B, h, Tq, Tk) scores, which is several times faster from a row-major bias.
+        return windows.contiguous().unsqueeze(0)  # (1, h, Tq, Tk)

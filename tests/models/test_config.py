@@ -147,6 +147,16 @@ def test_bad_choices_are_rejected_with_the_field_name(cls, field, value):
         cls.preset("tiny", **{field: value})
 
 
+@pytest.mark.parametrize("num_buckets,max_distance", [(32, 8), (32, 16), (2, 128), (4, 2)])
+def test_t5_bucket_settings_without_log_buckets_are_rejected(num_buckets, max_distance):
+    """The decoder's exact buckets reach num_buckets // 2; the log-spaced ones need room above that."""
+    with pytest.raises(ValueError, match="relative_attention_max_distance"):
+        T5Config.preset("tiny", relative_attention_num_buckets=num_buckets,
+                        relative_attention_max_distance=max_distance)
+    T5Config.preset("tiny", relative_attention_num_buckets=max(num_buckets, 4),
+                    relative_attention_max_distance=max(num_buckets, 4) // 2 + 1)  # the smallest allowed
+
+
 def test_unknown_choice_message_lists_the_allowed_values():
     with pytest.raises(ValueError, match="manual.*sdpa"):
         GPTConfig(attention_backend="flash")

@@ -58,9 +58,28 @@ def test_bias_of_a_step_is_a_slice_of_the_full_bias():
     assert rel.bias.weight.grad is not None
 
 
+@pytest.mark.parametrize("bidirectional,num_buckets,max_distance", [
+    (True, 2, 128), (True, 32, 8), (True, 32, 7), (False, 1, 128), (False, 32, 16), (False, 8, 3)])
+def test_bucket_settings_without_room_for_log_buckets_are_rejected(bidirectional, num_buckets, max_distance):
+    """max_distance <= max_exact would divide by log(1) = 0 and hand out bucket ids outside the table."""
+    with pytest.raises(ValueError, match="max_distance"):
+        relative_position_bucket(OFFSETS, bidirectional, num_buckets, max_distance)
+    with pytest.raises(ValueError, match="max_distance"):
+        RelativePositionBias(2, num_buckets, max_distance, bidirectional)
+
+
+@settings(max_examples=60, deadline=None)
+@given(bidirectional=st.booleans(), num_buckets=st.integers(4, 64), extra=st.integers(1, 200))
+def test_every_allowed_setting_gives_ids_inside_the_table(bidirectional, num_buckets, extra):
+    """Just above the smallest allowed max_distance, every offset still lands in [0, num_buckets)."""
+    max_distance = (num_buckets // 2 if bidirectional else num_buckets) // 2 + extra
+    ids = relative_position_bucket(OFFSETS, bidirectional, num_buckets, max_distance)
+    assert int(ids.min()) >= 0 and int(ids.max()) < num_buckets
+
+
 @settings(max_examples=40, deadline=None)
 @given(t_q=st.integers(1, 40), t_k=st.integers(1, 40), query_offset=st.integers(0, 30), bidirectional=st.booleans(),
-       heads=st.integers(1, 3), num_buckets=st.sampled_from([4, 8, 32]), max_distance=st.sampled_from([8, 20, 128]))
+       heads=st.integers(1, 3), num_buckets=st.sampled_from([4, 8, 32]), max_distance=st.sampled_from([20, 128]))
 def test_toeplitz_layout_equals_looking_up_every_pair(t_q, t_k, query_offset, bidirectional, heads, num_buckets,
                                                       max_distance):
     """The bias is laid out from one value per offset; it must equal bucketing each (query, key) pair
@@ -73,6 +92,7 @@ def test_toeplitz_layout_equals_looking_up_every_pair(t_q, t_k, query_offset, bi
     expected = rel.bias.weight[buckets].permute(2, 0, 1).unsqueeze(0)  # (1, h, Tq, Tk)
     got = rel(t_q, t_k, query_offset=query_offset)
     assert got.shape == (1, heads, t_q, t_k)
+    assert got.is_contiguous()  # row-major: every layer adds it to its scores
     assert torch.equal(got, expected)
     upstream = torch.randn(got.shape)
     (grad_got,) = torch.autograd.grad(got, rel.bias.weight, upstream)
