@@ -13,13 +13,15 @@
 3. Fine-tuned separately (from the same pretrained weights) on
    (a) English question -> SQL over a small generated database (``minitransformer.data.sql_task``),
    (b) English -> Pig Latin, a rule-based "translation" (``minitransformer.data.translation_task``).
-4. Scored on the held-out splits with greedy decoding: exact match, and for SQL execution accuracy
+4. Scored on the held-out splits with greedy decoding: exact match, word accuracy (words in the
+   right place: partial credit that exact match does not give), and for SQL execution accuracy
    (the predicted query returns the gold query's rows in sqlite).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import time
 
@@ -66,7 +68,10 @@ def main() -> None:
                         "weights: benchmarks/results/t5_text_to_text.md)")
     p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--dropout", type=float, default=0.0, help="dropout in pretraining and fine-tuning")
-    p.add_argument("--translation-examples", type=int, default=4000)
+    p.add_argument("--translation-examples", type=int, default=None,
+                   help="cap on Pig Latin pairs, train and held-out together (default: all, ~19,400 train lines); "
+                        "with 3,600 the model learns the training lines by heart instead of the rule")
+    p.add_argument("--translation-heldout", type=int, default=400, help="score on the first N held-out lines")
     p.add_argument("--start", choices=["pretrained", "scratch", "both"], default="pretrained",
                    help="fine-tune the span-corruption pretrained model, a randomly initialised one, or both")
     p.add_argument("--pretrain-on", choices=["corpus", "corpus+tasks"], default="corpus",
@@ -82,6 +87,7 @@ def main() -> None:
     corpus = load_corpus("shakespeare")
     sql = make_sql_task(seed=args.seed)
     pig = make_translation_task(max_examples=args.translation_examples)
+    pig = dataclasses.replace(pig, heldout=pig.heldout[:args.translation_heldout])
     task_texts = [t for pair in sql.train + pig.train for t in (pair.source, pair.target)]
     tokenizer = train_tokenizer(corpus.splitlines() + task_texts * 10, vocab_size=args.vocab_size)
     print(f"tokenizer: {tokenizer.vocab_size} Unigram pieces ({time.perf_counter() - t_start:.0f}s)")
@@ -117,7 +123,8 @@ def main() -> None:
                                time_budget_s=args.finetune_seconds, seed=args.seed, log_every=100)
             losses = finetune(model, tokenizer, task.train, ft, max_target_len=target_len)
             result = evaluate(model, tokenizer, task.heldout, database=db, max_new_tokens=target_len)
-            print(f"{name}, {start_name}: {len(losses)} steps, exact match {result['exact_match']:.1%}"
+            print(f"{name}, {start_name}: {len(losses)} steps, exact match {result['exact_match']:.1%}, "
+                  f"word accuracy {result['word_accuracy']:.1%}"
                   + (f", execution accuracy {result['execution_accuracy']:.1%}" if db is not None else ""))
             for source, target, pred in result["examples"][:3]:
                 print(f"   {source!r}\n     gold: {target!r}\n     pred: {pred!r}")
@@ -140,12 +147,13 @@ def main() -> None:
         + (f" After pretraining, the span-corruption loss with each row's own input is {reliance[0]:.3f} and with "
            f"another row's input {reliance[1]:.3f} (equal: the decoder does not read the encoder)." if reliance else ""),
         "",
-        "| task | start | train pairs | fine-tune steps | held-out n | exact match | execution accuracy |",
-        "|---|---|---|---|---|---|---|",
+        "| task | start | train pairs | fine-tune steps | held-out n | exact match | word accuracy | execution accuracy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, start_name, n_train, r, n_steps in rows:
         ex = f"{r['execution_accuracy']:.1%}" if r["execution_accuracy"] is not None else "-"
-        lines.append(f"| {name} | {start_name} | {n_train} | {n_steps} | {r['n']} | {r['exact_match']:.1%} | {ex} |")
+        lines.append(f"| {name} | {start_name} | {n_train} | {n_steps} | {r['n']} | {r['exact_match']:.1%} "
+                     f"| {r['word_accuracy']:.1%} | {ex} |")
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     if args.out:

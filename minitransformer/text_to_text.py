@@ -10,7 +10,7 @@ by a sentinel, and the decoder writes the hidden spans back.
     model = T5(T5Config(vocab_size=tok.vocab_size, ...))
     pretrain_span_corruption(model, tok, load_corpus("shakespeare"), TrainSettings(steps=500))
     finetune(model, tok, task.train, TrainSettings(steps=500))
-    evaluate(model, tok, task.heldout, database=task.database)   # exact match (+ execution accuracy)
+    evaluate(model, tok, task.heldout, database=task.database)   # exact match, word accuracy (+ execution)
 
 Everything runs offline on a CPU; ``benchmarks/t5_text_to_text.py`` runs the whole recipe.
 """
@@ -293,11 +293,30 @@ def predict(model: T5, tokenizer: Tokenizer, sources: Sequence[str], max_new_tok
     return out
 
 
+def word_accuracy(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """Words in the right place, over all lines: a softer score than exact match.
+
+    Each line is split on whitespace; a predicted word counts if it equals the target's word at the
+    same position. The denominator is the longer of the two lines, so a missing or an extra word
+    costs as much as a wrong one, and the score is 1 exactly when every line has the target's words.
+    Exact match gives no credit to a ten-word line with one word wrong; this does.
+    """
+    if len(predictions) != len(targets):
+        raise ValueError(f"got {len(predictions)} predictions for {len(targets)} targets")
+    right = total = 0
+    for pred, target in zip(predictions, targets, strict=True):
+        p, t = pred.split(), target.split()
+        right += sum(a == b for a, b in zip(p, t, strict=False))  # the shorter line decides; the rest count as wrong
+        total += max(len(p), len(t))
+    return right / total if total else 1.0
+
+
 def evaluate(model: T5, tokenizer: Tokenizer, pairs: Sequence[TextPair], database: SqlDatabase | None = None,
              max_new_tokens: int = 64, num_beams: int = 1, max_source_len: int = 64) -> dict:
-    """Exact match (and, with a ``database``, SQL execution accuracy) of the model's answers.
+    """Exact match, word accuracy (and, with a ``database``, SQL execution accuracy) of the model's answers.
 
-    Returns ``{"n", "exact_match", "execution_accuracy" (or None), "examples": [(source, target, prediction)]}``.
+    Returns ``{"n", "exact_match", "word_accuracy", "execution_accuracy" (or None),
+    "examples": [(source, target, prediction)]}``.
     """
     if not pairs:
         raise ValueError("evaluate needs at least one pair")
@@ -307,5 +326,6 @@ def evaluate(model: T5, tokenizer: Tokenizer, pairs: Sequence[TextPair], databas
     execution = None
     if database is not None:
         execution = sum(execution_match(p, x.target, database) for p, x in zip(preds, pairs, strict=True)) / len(pairs)
-    return {"n": len(pairs), "exact_match": exact, "execution_accuracy": execution,
+    return {"n": len(pairs), "exact_match": exact, "word_accuracy": word_accuracy(preds, [x.target for x in pairs]),
+            "execution_accuracy": execution,
             "examples": [(x.source, x.target, p) for x, p in zip(pairs, preds, strict=True)]}

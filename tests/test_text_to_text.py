@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minitransformer.data.corpus import load_corpus
 from minitransformer.data.span_corruption import reconstruct
@@ -20,6 +22,7 @@ from minitransformer.text_to_text import (
     span_corruption_stream,
     special_ids,
     train_tokenizer,
+    word_accuracy,
 )
 
 
@@ -123,11 +126,33 @@ def test_pretrain_then_finetune_end_to_end(setup):
     finetune(model, tok, pairs, ft, log=None)
     result = evaluate(model, tok, pairs, database=task.database, max_new_tokens=64)
     assert result["n"] == 4
-    assert result["exact_match"] == 1.0 and result["execution_accuracy"] == 1.0
+    assert result["exact_match"] == 1.0 and result["execution_accuracy"] == 1.0 and result["word_accuracy"] == 1.0
     # metrics on unseen questions are well-formed (a model this small gets few of them right)
     heldout = evaluate(model, tok, task.heldout[:3], database=task.database, max_new_tokens=8)
-    assert 0.0 <= heldout["exact_match"] <= heldout["execution_accuracy"] + 1.0
+    # an exact match always executes to the gold rows, and has every word right
+    assert 0.0 <= heldout["exact_match"] <= heldout["execution_accuracy"] <= 1.0
+    assert heldout["exact_match"] <= heldout["word_accuracy"] <= 1.0
+    preds, golds = [p for _, _, p in heldout["examples"]], [g for _, g, _ in heldout["examples"]]
+    assert heldout["word_accuracy"] == word_accuracy(preds, golds)
     assert len(heldout["examples"]) == 3
+
+
+def test_word_accuracy_by_hand():
+    assert word_accuracy(["a b c"], ["a x c"]) == 2 / 3
+    assert word_accuracy(["a b"], ["a b c d"]) == 2 / 4  # missing words count as wrong
+    assert word_accuracy(["a b c d"], ["a b"]) == 2 / 4  # and so do extra ones
+    assert word_accuracy(["b c", "x"], ["a b c", "x"]) == 1 / 4  # positions, not a bag of words; pooled over lines
+    assert word_accuracy(["", "a  b"], ["", "a b"]) == 1.0  # whitespace is not a word
+    with pytest.raises(ValueError, match="2 predictions for 1 targets"):
+        word_accuracy(["a", "b"], ["a"])
+
+
+@given(st.lists(st.tuples(st.text("ab ", max_size=12), st.text("ab ", max_size=12)), min_size=1, max_size=5))
+def test_word_accuracy_is_one_exactly_when_every_line_has_the_targets_words(pairs):
+    preds, golds = [p for p, _ in pairs], [g for _, g in pairs]
+    score = word_accuracy(preds, golds)
+    assert 0.0 <= score <= 1.0
+    assert (score == 1.0) == all(p.split() == g.split() for p, g in pairs)
 
 
 def test_train_settings():
