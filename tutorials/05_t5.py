@@ -236,6 +236,12 @@ save(fig, "text_to_sql")
 # pretraining learning rate (3e-3) the pretrained start is even *worse* than random weights
 # (`benchmarks/results/t5_text_to_text.md`). Transfer is what T5's 2^19 steps of 65k tokens bought.
 #
+# The same script fine-tunes a second task, English -> Pig Latin ("there" -> "erethay"). Its exact
+# match stays near 0%, yet the model is not clueless: `minitransformer.text_to_text.word_accuracy`
+# counts the words in the right place: about 30% of them after five minutes of fine-tuning. The rule
+# is about letters, but the model sees subword pieces, and must learn how each piece is spelled
+# from examples alone: the same reason large language models stumble on spelling games.
+#
 # ## What to remember
 #
 # - T5 = encoder (bidirectional, like BERT) + decoder (causal, like GPT) + cross-attention from every
