@@ -35,8 +35,8 @@ NEG = -1.0e9  # "impossible" score; large but finite so that sums stay ordered
 
 
 def _check_args(input_ids: torch.Tensor, max_new_tokens: int, eos_token_id: int, pad_token_id: int) -> None:
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise ValueError("input_ids (the prompt) must be a (batch, prompt_len >= 1) tensor of ids")
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape:
+        raise ValueError("input_ids (the prompt) must be a (batch >= 1, prompt_len >= 1) tensor of ids")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
     for name, value in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
@@ -74,6 +74,9 @@ def beam_search(
         raise ValueError(f"num_beams must be an integer >= 1, got {num_beams!r}")
     if early_stopping not in (True, False, "never"):
         raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
+    if (isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float))
+            or not -100 <= length_penalty <= 100):  # NaN fails too; beyond ±100, len ** penalty overflows
+        raise ValueError(f"length_penalty must be a number in [-100, 100], got {length_penalty!r}")
     B, P = input_ids.shape
     K, device = num_beams, input_ids.device
     max_len = P + max_new_tokens

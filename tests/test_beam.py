@@ -133,3 +133,9 @@ def test_bad_arguments():
         beam_search(step, torch.tensor([2, 3]), num_beams=2, max_new_tokens=2, eos_token_id=EOS, pad_token_id=PAD)
     with pytest.raises(ValueError, match="eos_token_id"):
         beam_search(step, prompts, num_beams=2, max_new_tokens=2, eos_token_id=-1, pad_token_id=PAD)
+    with pytest.raises(ValueError, match="batch >= 1"):
+        beam_search(step, prompts[:0], num_beams=2, max_new_tokens=2, eos_token_id=EOS, pad_token_id=PAD)
+    for penalty in (float("nan"), float("inf"), 1e308, "1", None, True):  # NaN used to end every beam early
+        with pytest.raises(ValueError, match="length_penalty"):
+            beam_search(step, prompts, num_beams=2, max_new_tokens=3, eos_token_id=EOS, pad_token_id=PAD,
+                        length_penalty=penalty)

@@ -39,6 +39,31 @@ def _probability(cfg: Any, *names: str) -> None:
             raise ValueError(f"{type(cfg).__name__}.{name} must be in [0, 1), got {value!r}")
 
 
+def _flag(cfg: Any, *names: str) -> None:
+    """True/False only: a string such as "no" would otherwise count as True."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, bool):
+            raise TypeError(f"{type(cfg).__name__}.{name} must be True or False, got {value!r}")
+
+
+def _norm_eps(cfg: Any) -> None:
+    value = cfg.norm_eps
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"{type(cfg).__name__}.norm_eps must be a finite number > 0, got {value!r}")
+
+
+def _token_id(cfg: Any, *names: str, optional: bool = False) -> None:
+    """An id in [0, vocab_size) (or None where ``optional``)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < cfg.vocab_size:
+            raise ValueError(f"{type(cfg).__name__}.{name}={value!r} must be an integer id in [0, {cfg.vocab_size})"
+                             + (" or None" if optional else ""))
+
+
 def _choice(cfg: Any, name: str, allowed: tuple[str, ...]) -> None:
     value = getattr(cfg, name)
     if value not in allowed:
@@ -110,10 +135,9 @@ class GPTConfig(_Config):
         _probability(self, "dropout")
         _choice(self, "activation", ACTIVATIONS)
         _choice(self, "attention_backend", BACKENDS)
-        if not self.norm_eps > 0:
-            raise ValueError(f"GPTConfig.norm_eps must be > 0, got {self.norm_eps!r}")
-        if self.eos_token_id is not None and not 0 <= self.eos_token_id < self.vocab_size:
-            raise ValueError(f"GPTConfig.eos_token_id={self.eos_token_id} is outside [0, {self.vocab_size})")
+        _norm_eps(self)
+        _flag(self, "bias", "tie_embeddings")
+        _token_id(self, "eos_token_id", optional=True)
 
 
 @dataclass
@@ -170,11 +194,10 @@ class BertConfig(_Config):
         _probability(self, "dropout")
         _choice(self, "activation", ACTIVATIONS)
         _choice(self, "attention_backend", BACKENDS)
-        if not self.norm_eps > 0:
-            raise ValueError(f"BertConfig.norm_eps must be > 0, got {self.norm_eps!r}")
-        if not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"BertConfig.pad_token_id={self.pad_token_id} is outside [0, {self.vocab_size})")
-        if self.position_offset < 0:
+        _norm_eps(self)
+        _flag(self, "pooler", "mlm_head", "nsp_head", "discriminator_head")
+        _token_id(self, "pad_token_id")
+        if isinstance(self.position_offset, bool) or not isinstance(self.position_offset, int) or self.position_offset < 0:
             raise ValueError(f"BertConfig.position_offset must be >= 0, got {self.position_offset}")
         if self.nsp_head and not self.pooler:
             raise ValueError("BertConfig.nsp_head needs pooler=True (NSP classifies the pooled [CLS] vector)")
@@ -231,8 +254,6 @@ class T5Config(_Config):
                                   bidirectional=True)
         except ValueError as err:
             raise ValueError(f"T5Config relative_attention_num_buckets / relative_attention_max_distance: {err}") from None
-        if not self.norm_eps > 0:
-            raise ValueError(f"T5Config.norm_eps must be > 0, got {self.norm_eps!r}")
-        for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
-            if not 0 <= getattr(self, name) < self.vocab_size:
-                raise ValueError(f"T5Config.{name}={getattr(self, name)} is outside [0, {self.vocab_size})")
+        _norm_eps(self)
+        _flag(self, "tie_embeddings")
+        _token_id(self, "pad_token_id", "eos_token_id", "decoder_start_token_id")

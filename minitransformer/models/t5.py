@@ -60,17 +60,23 @@ def _check_mask(mask: torch.Tensor, ids: torch.Tensor, what: str = "attention_ma
         raise ValueError(f"{what} must hold only 0 (padding) and 1 (real token)")
 
 
-def _check_labels(labels: torch.Tensor, vocab_size: int) -> None:
+def _checked_labels(labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``labels`` as torch.long, after checking shape and values (ValueError/TypeError otherwise)."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"labels must be an integer tensor (torch.long), got dtype {labels.dtype}")
-    if labels.dim() != 2:
-        raise ValueError(f"labels must have shape (batch, target_len), got {tuple(labels.shape)}")
-    bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= vocab_size))
+    if labels.dim() != 2 or labels.shape[1] == 0:
+        raise ValueError(f"labels must have shape (batch, target_len) with target_len >= 1, got {tuple(labels.shape)}")
+    labels = labels.long()  # in uint8, -100 and 156 are the same number
+    counted = labels != IGNORE_INDEX
+    bad = counted & ((labels < 0) | (labels >= vocab_size))
     if bool(bad.any()):
         raise ValueError(f"labels must be in [0, {vocab_size}) or -100 (ignored), "
                          f"got {int(labels[bad][0])}")
+    if not bool(counted.any()):
+        raise ValueError("every label is -100 (ignored): the mean loss over no tokens would be NaN")
+    return labels
 
 
 class T5(nn.Module):
@@ -227,8 +233,9 @@ class T5(nn.Module):
     def _check_encoder_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         cfg = self.config
         check_ids(input_ids, cfg.vocab_size, "input_ids")
-        if input_ids.shape[1] == 0:
-            raise ValueError("input_ids must hold at least one token per row")
+        if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+            raise ValueError(f"input_ids must hold at least one row and one token per row, got shape "
+                             f"{tuple(input_ids.shape)}")
         if input_ids.shape[1] > cfg.max_seq_len:
             raise ValueError(f"input_ids has {input_ids.shape[1]} tokens; this model accepts at most "
                              f"max_seq_len={cfg.max_seq_len}")
@@ -253,7 +260,7 @@ class T5(nn.Module):
             raise ValueError("T5 needs `labels` (to train; the decoder input is labels shifted right) or "
                              "`decoder_input_ids` (to score a given decoder input); got neither")
         if labels is not None:
-            _check_labels(labels, cfg.vocab_size)
+            labels = _checked_labels(labels, cfg.vocab_size)
             if decoder_input_ids is None:
                 decoder_input_ids = self.shift_right(labels)
         check_ids(decoder_input_ids, cfg.vocab_size, "decoder_input_ids")

@@ -157,6 +157,27 @@ def test_t5_bucket_settings_without_log_buckets_are_rejected(num_buckets, max_di
                     relative_attention_max_distance=max(num_buckets, 4) // 2 + 1)  # the smallest allowed
 
 
+@pytest.mark.parametrize("cls,field,value", [
+    (GPTConfig, "tie_embeddings", "no"), (T5Config, "tie_embeddings", "false"), (GPTConfig, "bias", 1),
+    (BertConfig, "pooler", None), (BertConfig, "nsp_head", "yes"),
+])
+def test_flags_must_be_true_or_false(cls, field, value):
+    """A non-empty string is truthy: "no" would silently mean yes."""
+    with pytest.raises(TypeError, match=f"{field} must be True or False"):
+        cls.preset("tiny", **{field: value})
+
+
+@pytest.mark.parametrize("cls,field,value", [
+    (T5Config, "pad_token_id", 1.0), (T5Config, "decoder_start_token_id", True), (GPTConfig, "eos_token_id", True),
+    (BertConfig, "pad_token_id", "0"), (T5Config, "eos_token_id", None),
+    (T5Config, "norm_eps", float("inf")), (GPTConfig, "norm_eps", True), (BertConfig, "norm_eps", "1e-12"),
+    (T5Config, "norm_eps", None), (GPTConfig, "norm_eps", float("nan")), (BertConfig, "position_offset", 1.5),
+])
+def test_ids_and_eps_of_the_wrong_type_are_rejected_with_the_field_name(cls, field, value):
+    with pytest.raises(ValueError, match=field):
+        cls.preset("tiny", **{field: value})
+
+
 def test_unknown_choice_message_lists_the_allowed_values():
     with pytest.raises(ValueError, match="manual.*sdpa"):
         GPTConfig(attention_backend="flash")

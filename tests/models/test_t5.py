@@ -272,6 +272,28 @@ def test_ids_outside_the_vocabulary():
         model(x.float(), labels=ids_like((1, 3)))
 
 
+def test_small_integer_labels_mean_the_same_as_long_labels():
+    """In uint8, -100 and 156 are the same byte: labels are read as long before -100 is looked for."""
+    model = tiny(vocab_size=200)
+    x, labels = ids_like((2, 5)), torch.tensor([[5, 156, 7, 1], [3, 4, 199, 1]])
+    expected = model(x, labels=labels).loss
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        torch.testing.assert_close(model(x, labels=labels.to(dtype)).loss, expected, rtol=0, atol=0)
+    assert model.shift_right(labels.to(torch.uint8).long())[0, 2] == 156  # a real token, not pad
+
+
+def test_labels_that_leave_nothing_to_score():
+    model = tiny()
+    with pytest.raises(ValueError, match="every label is -100"):
+        model(ids_like((2, 5)), labels=torch.full((2, 4), -100))
+    with pytest.raises(ValueError, match="target_len >= 1"):
+        model(ids_like((2, 5)), labels=torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one row"):
+        model(ids_like((0, 5)), labels=torch.zeros(0, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one row"):
+        model.generate(ids_like((0, 5)), max_new_tokens=4, num_beams=2)
+
+
 @pytest.mark.parametrize("num_beams", [0, -2, 1.5, True])
 def test_bad_beam_counts(num_beams):
     with pytest.raises(ValueError, match="num_beams"):
