@@ -17,7 +17,9 @@ from minitransformer.text_to_text import (
     encode_pairs,
     evaluate,
     finetune,
+    predict,
     pretrain_span_corruption,
+    shuffled_batches,
     span_corruption_examples,
     span_corruption_stream,
     special_ids,
@@ -163,6 +165,28 @@ def test_train_settings():
     assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
     timed = TrainSettings(steps=10_000, lr=1.0, warmup_steps=0, time_budget_s=10.0)
     assert timed.progress(5, 5.0) == pytest.approx(0.5) and timed.lr_at(5, 10.0) == pytest.approx(0.1)
-    for bad in (dict(steps=0), dict(lr=0.0), dict(time_budget_s=0.0)):
-        with pytest.raises(ValueError):
+    for bad in (dict(steps=0), dict(lr=0.0), dict(time_budget_s=0.0), dict(log_every=0), dict(steps=1.5),
+                dict(lr=float("inf")), dict(lr="1e-3"), dict(weight_decay=float("nan")), dict(warmup_steps=-1),
+                dict(batch_size=True), dict(time_budget_s=float("inf"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
             TrainSettings(**bad)
+
+
+def test_bad_arguments_to_the_text_helpers(setup):
+    """A string where a list of strings belongs, and sizes below 1, are errors (they used to run)."""
+    task, _, tok = setup
+    model = tiny_model(tok)
+    with pytest.raises(TypeError, match="list of strings"):
+        predict(model, tok, "abc")  # would have made three predictions, for "a", "b" and "c"
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(model, tok, ["abc"], batch_size=-1)
+    with pytest.raises(TypeError, match="list of strings"):
+        word_accuracy("abc", "abd")
+    with pytest.raises(TypeError, match="hold strings"):
+        word_accuracy([None], ["a"])
+    with pytest.raises(ValueError, match="max_source_len"):
+        encode_pairs(tok, task.train[:2], max_source_len=0)
+    with pytest.raises(TypeError, match="TextPair"):
+        encode_pairs(tok, [("a", "b")])
+    with pytest.raises(ValueError, match="batch_size"):
+        shuffled_batches(encode_pairs(tok, task.train[:2]), 0)

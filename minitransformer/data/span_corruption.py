@@ -18,6 +18,7 @@ sequence always ends with a noise span). Because the counts are fixed by the len
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -116,16 +117,22 @@ def span_corruption(
         if ids.dim() != 1:
             raise ValueError(f"ids must be 1-D, got shape {tuple(ids.shape)}")
         ids = ids.tolist()
-    ids = [int(t) for t in ids]
-    sentinel_ids = [int(s) for s in sentinel_ids]
+    for name, values in (("ids", ids), ("sentinel_ids", sentinel_ids), ("eos_id", [eos_id])):
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0]
+        if bad:  # int(3.7) would quietly make a token 3
+            raise ValueError(f"{name} must hold non-negative integer ids, got {bad[0]!r}")
+    ids, sentinel_ids, eos_id = [int(t) for t in ids], [int(t) for t in sentinel_ids], int(eos_id)
+    if len(set(sentinel_ids)) != len(sentinel_ids) or eos_id in sentinel_ids:
+        raise ValueError("sentinel_ids must be distinct ids, none of them eos_id")
     noise = random_spans_noise_mask(len(ids), noise_density, mean_noise_span_length, generator)
     num_spans = sum(1 for pos, n in enumerate(noise) if n and (pos == 0 or not noise[pos - 1]))
     if num_spans > len(sentinel_ids):
         raise ValueError(f"{len(ids)} tokens at noise_density={noise_density}, mean_noise_span_length="
                          f"{mean_noise_span_length} need {num_spans} sentinel ids, got {len(sentinel_ids)}")
-    reserved = set(sentinel_ids)
+    reserved = set(sentinel_ids) | {eos_id}
     if any(t in reserved for t in ids):
-        raise ValueError("ids must not contain sentinel ids (the output could not be told apart from a masked span)")
+        raise ValueError("ids must not contain sentinel ids or eos_id (the output could not be told apart "
+                         "from a masked span or an end)")
 
     inputs = _spans_to_sentinels(ids, noise, sentinel_ids) + [eos_id]
     # The target is the mirror image: the kept runs become sentinels. Since the sequence starts with

@@ -128,8 +128,9 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor
 
     Keys of ``model`` starting with one of ``optional_prefixes`` may be absent (e.g. an MLM head
     when loading a bare encoder); they keep their initial values and are returned so the caller
-    can say which parts were not loaded. Any other missing key, an unexpected key or a shape
-    mismatch raises ValueError naming them. Tied parameters need only one of their names.
+    can say which parts were not loaded. Any other missing key, an unexpected key, a shape
+    mismatch or integer values for float weights raise ValueError naming them. Tied parameters
+    need only one of their names.
     """
     state_dict = clean_state_dict(state_dict)
     own = model.state_dict()
@@ -142,6 +143,9 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor
     unexpected = sorted(k for k in state_dict if k not in own)
     mismatched = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
                   for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
+    # integers where the model has floats are not weights (copying would pass them off as ones)
+    mismatched += [f"{k}: file dtype {state_dict[k].dtype} vs model {own[k].dtype}" for k in state_dict
+                   if k in own and own[k].is_floating_point() and not state_dict[k].is_floating_point()]
     missing, optional_missing = [], []
     for key in own:
         if key in state_dict or any(a in state_dict for a in aliases.get(key, [])):

@@ -44,6 +44,11 @@ _FEED_FORWARD = {"relu": "relu", "gated-gelu": "gated-gelu"}
 _IGNORED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",)
 
 
+def _or_default(value: Any, default: float) -> Any:
+    """A JSON null means transformers' default; other values go to T5Config, which checks them."""
+    return default if value is None else value
+
+
 def config_from_hf(hf_config: dict[str, Any]) -> T5Config:
     """transformers' ``T5Config.to_dict()`` (or a T5 ``config.json``) -> our T5Config."""
     if not isinstance(hf_config, dict):
@@ -51,6 +56,9 @@ def config_from_hf(hf_config: dict[str, Any]) -> T5Config:
     model_type = hf_config.get("model_type", "t5")
     if model_type != "t5":
         raise ValueError(f"expected a Hugging Face T5 config (model_type 't5'), got {model_type!r}")
+    missing = [k for k in ("vocab_size", "d_model", "d_kv", "num_heads", "d_ff", "num_layers") if k not in hf_config]
+    if missing:
+        raise ValueError(f"the T5 config lacks {', '.join(missing)}")
     proj = hf_config.get("feed_forward_proj", "relu")
     if proj not in _FEED_FORWARD:
         raise ValueError(f"unsupported T5 feed_forward_proj {proj!r}; supported: {', '.join(_FEED_FORWARD)}")
@@ -74,10 +82,10 @@ def config_from_hf(hf_config: dict[str, Any]) -> T5Config:
         n_decoder_layers=hf_config.get("num_decoder_layers") or hf_config["num_layers"],
         relative_attention_num_buckets=hf_config.get("relative_attention_num_buckets", 32),
         relative_attention_max_distance=hf_config.get("relative_attention_max_distance", 128),
-        dropout=float(hf_config.get("dropout_rate", 0.1)),
-        norm_eps=float(hf_config.get("layer_norm_epsilon", 1e-6)),
+        dropout=_or_default(hf_config.get("dropout_rate"), 0.1),
+        norm_eps=_or_default(hf_config.get("layer_norm_epsilon"), 1e-6),
         feed_forward=_FEED_FORWARD[proj],
-        tie_embeddings=bool(tied),
+        tie_embeddings=tied,  # T5Config refuses anything but True/False (bool("false") would be True)
         pad_token_id=pad,
         eos_token_id=1 if eos is None else eos,
         decoder_start_token_id=pad if start is None else start,

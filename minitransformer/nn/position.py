@@ -35,6 +35,8 @@ def relative_position_bucket(relative_position: torch.Tensor, bidirectional: boo
                              num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
     """Map offsets ``key_pos - query_pos`` (any integer tensor) to bucket ids in [0, num_buckets)."""
     check_bucket_settings(num_buckets, max_distance, bidirectional)
+    if relative_position.is_floating_point() or relative_position.dtype == torch.bool:
+        raise TypeError(f"relative positions must be an integer tensor, got dtype {relative_position.dtype}")
     buckets = torch.zeros_like(relative_position)
     if bidirectional:
         num_buckets //= 2
@@ -59,6 +61,8 @@ class RelativePositionBias(nn.Module):
     def __init__(self, n_heads: int, num_buckets: int = 32, max_distance: int = 128,
                  bidirectional: bool = True) -> None:
         super().__init__()
+        if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
+            raise ValueError(f"n_heads must be an integer >= 1, got {n_heads!r}")
         check_bucket_settings(num_buckets, max_distance, bidirectional)
         self.num_buckets, self.max_distance, self.bidirectional = num_buckets, max_distance, bidirectional
         self.bias = nn.Embedding(num_buckets, n_heads)
@@ -72,6 +76,8 @@ class RelativePositionBias(nn.Module):
         and lay them out, rather than bucketing and looking up all Tq x Tk pairs: the same numbers,
         and in training the gradient of the table gathers from Tq + Tk - 1 entries, not Tq x Tk.
         """
+        if min(t_q, t_k) < 1 or query_offset < 0:
+            raise ValueError(f"need t_q >= 1, t_k >= 1 and query_offset >= 0, got {t_q}, {t_k}, {query_offset}")
         device = self.bias.weight.device
         first = -(query_offset + t_q - 1)  # the smallest offset: key 0 seen from the last query
         offsets = torch.arange(first, first + t_q + t_k - 1, device=device)  # (Tq + Tk - 1,) ascending

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -150,6 +151,15 @@ def test_errors():
         span_corruption(ids)
     with pytest.raises(ValueError, match="must not contain sentinel ids"):
         span_corruption([5, SENTINELS[0], 6], 0.5, 1.0, SENTINELS, EOS)
+    with pytest.raises(ValueError, match="must not contain sentinel ids or eos_id"):
+        span_corruption([5, EOS, 6], 0.5, 1.0, SENTINELS, EOS)
+    with pytest.raises(ValueError, match="ids must hold non-negative integer ids, got 3.7"):
+        span_corruption([3.7, 4.2, 5.9, 6.1], 0.5, 1.0, SENTINELS, EOS)  # used to become 3, 4, 5, 6
+    with pytest.raises(ValueError, match="distinct"):
+        span_corruption(ids, 0.15, 3.0, [SENTINELS[0]] * 10, EOS)
+    from_numpy = span_corruption(np.arange(2, 30), 0.5, 3.0, SENTINELS, EOS, torch.Generator().manual_seed(0))
+    assert from_numpy == span_corruption(list(range(2, 30)), 0.5, 3.0, SENTINELS, EOS,
+                                         torch.Generator().manual_seed(0))  # numpy integers are ids too
     with pytest.raises(ValueError, match="noise_density"):
         span_corruption(ids, 1.5, 3.0, SENTINELS, EOS)
     with pytest.raises(ValueError, match="1-D"):

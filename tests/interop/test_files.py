@@ -128,6 +128,13 @@ def test_shape_mismatch_is_named_with_both_shapes():
         load_state_dict_checked(TinyLM(vocab=11), state)
 
 
+def test_integer_values_for_float_weights_are_refused():
+    """A file of integers is not weights, even of the right shape (copying would truncate silently)."""
+    state = {k: v.round().long() for k, v in TinyLM().state_dict().items()}
+    with pytest.raises(ValueError, match=r"tok\.weight: file dtype torch\.int64 vs model torch\.float32"):
+        load_state_dict_checked(TinyLM(), state)
+
+
 def test_a_failed_load_changes_nothing():
     model = _trained(0)
     before = {k: v.clone() for k, v in model.state_dict().items()}

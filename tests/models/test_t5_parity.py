@@ -193,6 +193,12 @@ def test_configs_convert_both_ways(name):
     on_disk = {k: v for k, v in hf.config.to_dict().items() if k != "scale_decoder_outputs"}
     on_disk["tie_word_embeddings"] = ours.config.tie_embeddings
     assert t5_interop.config_from_hf(on_disk).tie_embeddings == ours.config.tie_embeddings
+    # JSON nulls mean transformers' defaults; a missing size or a flag written as text is an error
+    assert t5_interop.config_from_hf({**on_disk, "dropout_rate": None, "layer_norm_epsilon": None}).norm_eps == 1e-6
+    with pytest.raises(ValueError, match="lacks d_kv"):
+        t5_interop.config_from_hf({k: v for k, v in on_disk.items() if k != "d_kv"})
+    with pytest.raises(TypeError, match="tie_embeddings must be True or False"):
+        t5_interop.config_from_hf({**on_disk, "tie_word_embeddings": "false"})
 
 
 def test_from_hf_and_from_pretrained_hf_folder(tmp_path):

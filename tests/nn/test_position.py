@@ -68,6 +68,18 @@ def test_bucket_settings_without_room_for_log_buckets_are_rejected(bidirectional
         RelativePositionBias(2, num_buckets, max_distance, bidirectional)
 
 
+def test_other_bad_arguments():
+    with pytest.raises(TypeError, match="integer tensor"):
+        relative_position_bucket(torch.tensor([-2.5, 0.5]))  # would give fractional bucket ids
+    with pytest.raises(ValueError, match="n_heads"):
+        RelativePositionBias(0)
+    rel = RelativePositionBias(2, bidirectional=False)
+    with pytest.raises(ValueError, match="query_offset >= 0"):
+        rel(2, 3, query_offset=-1)
+    with pytest.raises(ValueError, match="t_q >= 1"):
+        rel(0, 3)
+
+
 @settings(max_examples=60, deadline=None)
 @given(bidirectional=st.booleans(), num_buckets=st.integers(4, 64), extra=st.integers(1, 200))
 def test_every_allowed_setting_gives_ids_inside_the_table(bidirectional, num_buckets, extra):
