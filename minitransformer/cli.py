@@ -9,7 +9,7 @@ import argparse
 import sys
 
 # Errors that mean "the user gave us something wrong": one line, no traceback.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                PermissionError, UnicodeDecodeError)
 
 

@@ -370,6 +370,15 @@ WRONG = {
         def scaled_dot_product_attention(q, k, v, mask=None)
             return q
     ''', ["FAIL  importing", "SyntaxError", "line 2"]),
+    # exit() used to end the checker with status 0, which means "all checks passed"
+    "a file that exits while being imported": (2, '''
+        import sys
+        sys.exit(0)
+    ''', ["FAIL  importing", "SystemExit"]),
+    "a function that exits": (2, '''
+        def scaled_dot_product_attention(q, k, v, mask=None):
+            exit()
+    ''', ["FAIL", "SystemExit"]),
 }
 
 

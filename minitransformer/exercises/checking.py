@@ -45,7 +45,7 @@ def load_learner_module(path: Path, module_name: str) -> ModuleType:
     sys.modules.pop(module_name, None)
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # the learner's code: anything can happen; report it, do not crash
+    except (Exception, SystemExit) as e:  # the learner's code: anything can happen; report it, do not crash
         raise LearnerFileError(f"importing {path} failed: {_describe_exception(e, path)}") from e
     return module
 
@@ -77,7 +77,7 @@ def call(fn: Callable[..., Any], case: str, *args: Any, path: Path | None = None
         return fn(*args, **kwargs)
     except NotImplementedError:
         raise NotWrittenYet(getattr(fn, "__name__", str(fn))) from None
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # exit() inside a function must fail the check, not pass it
         raise CheckFailed(f"{case}\n`{getattr(fn, '__name__', fn)}` raised {_describe_exception(e, path)}") from None
 
 

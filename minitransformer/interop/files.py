@@ -73,7 +73,11 @@ def load_weights(folder: str | Path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(binary, map_location="cpu", weights_only=True)
         except Exception as e:  # weights_only refuses anything that is not plain tensors
-            raise ValueError(f"{binary} could not be read as a tensors-only checkpoint: {e}") from None
+            # torch's own message runs to many lines and suggests weights_only=False, which would run
+            # whatever code the file holds: we keep only its first line and never make that suggestion.
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{binary} is not a tensors-only checkpoint, and we never unpickle anything else "
+                             f"(convert it to safetensors where you trust it): {first}") from None
         if not isinstance(state, dict):
             raise ValueError(f"{binary} does not hold a state dict")
         return state

@@ -33,8 +33,8 @@ def train_tokenizer(kind: str, text: str, vocab_size: int | None, backend: str =
         return CharTokenizer.train(text)
     if vocab_size is None:
         raise ValueError(f"--kind {kind} needs --vocab-size")
-    if vocab_size <= 0:
-        raise ValueError(f"--vocab-size must be positive, got {vocab_size}")
+    if not 1 <= vocab_size <= 2**31 - 1:  # the tokenizers library overflows beyond an int32
+        raise ValueError(f"--vocab-size must be in [1, 2147483647], got {vocab_size}")
     if kind == "bpe":
         from minitransformer.tokenizers.bpe import BPETokenizer
 

@@ -279,8 +279,14 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         state = json.loads((path / STATE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ValueError(f"checkpoint {path} is not readable: {e}") from None
+    missing = [k for k in ("step", "optimizer", "rng") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path}: {STATE_NAME} lacks {', '.join(missing)} (damaged or not a checkpoint)")
+    try:  # read every file before changing the model, so a damaged one changes nothing
+        tensors = load_file(str(path / OPTIMIZER_NAME))
+    except Exception as e:  # noqa: BLE001  (safetensors raises its own error type for a damaged file)
+        raise ValueError(f"checkpoint {path}: {OPTIMIZER_NAME} is not readable ({type(e).__name__}: {e})") from None
     load_state_dict_checked(unwrap_model(model), load_weights(path))
-    tensors = load_file(str(path / OPTIMIZER_NAME))
     if optimizer is not None:
         optimizer_from_safe(optimizer, {k: v for k, v in tensors.items() if k.startswith("state.")},
                             state["optimizer"])

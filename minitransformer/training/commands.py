@@ -132,8 +132,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if family == "t5":
         if not prompt_ids:
             raise ValueError("--prompt is empty; give a text with sentinels such as 'To be or <extra_id_0> to be'")
+        sentinel = tokenizer.token_to_id("<extra_id_0>")
+        if sentinel is None or sentinel not in prompt_ids:
+            raise ValueError("a T5 run fills in hidden spans: put <extra_id_0> (then <extra_id_1>, ...) in --prompt, "
+                             "e.g. 'To be or <extra_id_0> to be'")
+        _check_prompt_fits(len(prompt_ids) + 1, model.config.max_seq_len)  # + </s>
         eos = model.config.eos_token_id
-        ids = torch.tensor([prompt_ids[: model.config.max_seq_len - 1] + [eos]], dtype=torch.long, device=device)
+        ids = torch.tensor([prompt_ids + [eos]], dtype=torch.long, device=device)
         out = model.generate(ids, max_new_tokens=min(args.max_new_tokens, model.config.max_seq_len),
                              num_beams=args.num_beams)
         print(tokenizer.decode(out[0, 1:].tolist(), skip_special_tokens=False))
@@ -142,7 +147,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     mask_id, cls_id, sep_id = (tokenizer.token_to_id(t) for t in ("[MASK]", "[CLS]", "[SEP]"))
     if mask_id is None or mask_id not in prompt_ids:
         raise ValueError("a BERT run fills in masked words: put [MASK] in --prompt, e.g. 'To be or [MASK] to be'")
-    ids = [cls_id, *prompt_ids[: model.config.max_seq_len - 2], sep_id]
+    _check_prompt_fits(len(prompt_ids) + 2, model.config.max_seq_len)  # + [CLS] and [SEP]
+    ids = [cls_id, *prompt_ids, sep_id]
     with torch.no_grad():
         logits = model(torch.tensor([ids], device=device)).mlm_logits[0]  # (T, V)
     for pos, token in enumerate(ids):
@@ -153,6 +159,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     filled = [int(logits[pos].argmax()) if t == mask_id else t for pos, t in enumerate(ids)]
     print(tokenizer.decode(filled[1:-1]))
     return 0
+
+
+def _check_prompt_fits(n_tokens: int, max_seq_len: int) -> None:
+    """An encoder reads the whole prompt: cutting it would silently drop masks or sentinels."""
+    if n_tokens > max_seq_len:
+        raise ValueError(f"--prompt is {n_tokens} tokens with the special ones; this model reads at most "
+                         f"max_seq_len={max_seq_len}: shorten it")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -10,12 +10,15 @@ what it computes).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 FAMILIES = ("gpt", "bert", "t5")
 TOKENIZER_KINDS = ("char", "bpe", "wordpiece", "unigram")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+MAX_THREADS = 1024  # beyond this, thread pools fail in ways that are not errors (a crash, not a message)
+MAX_VOCAB = 2**31 - 1  # beyond this, the tokenizers library overflows (and ids no longer fit an int32)
 
 # Settings a resumed run may change: how far it goes, how often it reports, where it runs.
 RESUME_MAY_CHANGE = frozenset({
@@ -87,7 +90,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_steps", "warmup_steps", "sample_tokens", "n_sentinels"):
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        for name in ("warmup_steps", "sample_tokens", "n_sentinels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -95,12 +100,18 @@ class TrainConfig:
             raise ValueError(f"lr_decay_steps must be >= 1, got {self.lr_decay_steps}")
         if self.sample_every is not None and self.sample_every < 0:
             raise ValueError(f"sample_every must be >= 0, got {self.sample_every}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip"):  # NaN would pass every comparison below
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0")
+            raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
         if not 0 < self.val_fraction < 1:
@@ -112,10 +123,10 @@ class TrainConfig:
             raise ValueError(f"mean_noise_span_length must be >= 1, got {self.mean_noise_span_length}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {self.threads!r}")
-        if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or self.vocab_size < 1):
-            raise ValueError(f"vocab_size must be a positive integer, got {self.vocab_size!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not 1 <= self.threads <= MAX_THREADS):
+            raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}] or None, got {self.threads!r}")
+        if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or not 1 <= self.vocab_size <= MAX_VOCAB):
+            raise ValueError(f"vocab_size must be an integer in [1, {MAX_VOCAB:,}], got {self.vocab_size!r}")
         if not isinstance(self.model, dict):
             raise TypeError(f"model must be a dict of model-config fields, got {type(self.model).__name__}")
 

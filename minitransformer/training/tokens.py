@@ -235,7 +235,7 @@ def load_or_build_cache(folder: str | os.PathLike, documents_by_split: dict[str,
                 pass  # damaged: rebuild below
         elif must_match and any(h is not None and h.get("fingerprint") != key for h in headers):
             raise ValueError(f"the corpus or tokenizer differs from the one this run was trained on "
-                             f"(token cache {folder} does not match); resume with the same --corpus")
+                             f"(token cache {folder} does not match); use the run's own corpus file, unchanged")
         if encode is None:
             sample = "\n".join(p for doc in documents[:50] for p in doc[:50])[:20000]
             encode = fast_encoder(tokenizer, sample)

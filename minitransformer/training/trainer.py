@@ -583,6 +583,8 @@ def load_run(run_dir: str | os.PathLike, device: str = "auto"):
         raise ValueError(f"{run_dir / 'config.json'} names no model family we know (family={family!r})")
     config = classes[family].from_dict(data)
     cfg = read_run_config(run_dir) if (run_dir / RUN_NAME).is_file() else TrainConfig(family=family)
+    if cfg.family != family:
+        raise ValueError(f"{run_dir}: {RUN_NAME} is a {cfg.family} run but config.json holds a {family} model")
     tokenizer = load_tokenizer(run_dir / ckpt.TOKENIZER_NAME)
     model = build_model(family, config)
     load_state_dict_checked(model, load_weights(run_dir))
@@ -600,8 +602,9 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
     if not (run_dir / RUN_NAME).is_file():
         raise ValueError(f"{run_dir} has a model but no {RUN_NAME}: it was not written by `minitransformer pretrain`")
     splits = split_corpus(cfg.corpus, cfg.val_fraction)
+    # must_match: a corpus file edited since training is an error, not a new cache written over the run's
     data = load_or_build_cache(run_dir / DATA_DIR, documents_for_cache(cfg, splits), tokenizer,
-                               (run_dir / ckpt.TOKENIZER_NAME).read_text(encoding="utf-8"))
+                               (run_dir / ckpt.TOKENIZER_NAME).read_text(encoding="utf-8"), must_match=True)
     objective = make_objective(cfg, data, tokenizer)
     objective.check_sizes()
     dev = next(model.parameters()).device

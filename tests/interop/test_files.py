@@ -238,6 +238,8 @@ def test_pickle_payload_in_bin_is_refused_not_run(tmp_path):
     _Evil.target = str(tmp_path / "pwned")
     with open(tmp_path / "pytorch_model.bin", "wb") as f:
         pickle.dump({"w": torch.zeros(1), "x": _Evil()}, f, protocol=2)
-    with pytest.raises(ValueError, match="pytorch_model.bin"):
+    with pytest.raises(ValueError, match="pytorch_model.bin") as refused:
         load_weights(tmp_path)
     assert not (tmp_path / "pwned").exists()
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and "weights_only=False" not in message  # one line, no risky advice

@@ -111,6 +111,28 @@ def test_checkpoint_folder_is_complete_and_loads_back(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), fresh.parameters(), strict=True))
 
 
+def test_damaged_checkpoint_pieces_are_refused_and_change_nothing(tmp_path):
+    model = tiny_gpt()
+    opt = make_adamw(model, lr=1e-2)
+    take_steps(model, opt, 1)
+    folder = save(tmp_path, 1, model, opt)
+    optimizer_file, state_file = folder / "optimizer.safetensors", folder / "state.json"
+    good_optimizer, good_state = optimizer_file.read_bytes(), state_file.read_text()
+
+    fresh = tiny_gpt(seed=7)
+    before = [p.detach().clone() for p in fresh.parameters()]
+    optimizer_file.write_bytes(good_optimizer[:5000])  # cut short, as by a full disk
+    with pytest.raises(ValueError, match="optimizer.safetensors is not readable"):
+        ckpt.load_checkpoint(folder, fresh, make_adamw(fresh, lr=1e-2))
+    assert all(torch.equal(p, q) for p, q in zip(before, fresh.parameters(), strict=True))
+    optimizer_file.write_bytes(good_optimizer)
+    state_file.write_text(json.dumps({"step": 1}))
+    with pytest.raises(ValueError, match="state.json lacks optimizer, rng"):
+        ckpt.load_checkpoint(folder, fresh, make_adamw(fresh, lr=1e-2))
+    state_file.write_text(good_state)
+    ckpt.load_checkpoint(folder, fresh, make_adamw(fresh, lr=1e-2))  # and whole again, it loads
+
+
 def test_keep_last_k_and_the_best_and_ignore_partial_folders(tmp_path):
     model = tiny_gpt()
     opt = make_adamw(model, lr=1e-2)

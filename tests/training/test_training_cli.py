@@ -95,6 +95,17 @@ def test_generate_from_each_family(runs):
     assert code == 0 and "[MASK] at" in out, err
 
 
+def test_prompts_an_encoder_cannot_read_whole_are_refused(runs):
+    """Cutting them used to drop the [MASK] or sentinel at the end without a word, and exit 0."""
+    long = "to be or not to be " * 30
+    code, _, err = run_cli("generate", "--run", runs("bert"), "--prompt", long + "[MASK]", "--device", "cpu")
+    assert_one_line_error(code, err, "generate", "max_seq_len")
+    code, _, err = run_cli("generate", "--run", runs("t5"), "--prompt", long + "<extra_id_0>", "--device", "cpu")
+    assert_one_line_error(code, err, "generate", "max_seq_len")
+    code, _, err = run_cli("generate", "--run", runs("t5"), "--prompt", "no sentinel here", "--device", "cpu")
+    assert_one_line_error(code, err, "generate", "<extra_id_0>")
+
+
 def assert_one_line_error(code: int, err: str, command: str, *needles: str) -> None:
     assert code == 2
     lines = err.strip().splitlines()
@@ -120,6 +131,36 @@ def test_bad_corpus_inputs(tmp_path):
     code, _, err = pretrain("gpt", out, "--corpus", tmp_path / "*.md")
     assert_one_line_error(code, err, "pretrain", "no files match")
     assert not out.exists()  # nothing was created
+
+
+def test_eval_refuses_a_corpus_edited_since_training_and_leaves_the_run_intact(tmp_path):
+    from minitransformer.data.corpus import load_corpus
+
+    corpus, out = tmp_path / "c.txt", tmp_path / "run"
+    text = load_corpus("shakespeare")[:60_000]
+    corpus.write_text(text)
+    code, _, err = pretrain("gpt", out, "--corpus", corpus, "--max-steps", "2")
+    assert code == 0, err
+    before = fingerprint(out)
+    corpus.write_text(text.replace("e", "a"))  # the same characters, other text
+    code, _, err = run_cli("eval", "--run", out, "--device", "cpu")
+    assert_one_line_error(code, err, "eval", "corpus or tokenizer differs")
+    assert fingerprint(out) == before  # the run's token cache was not rebuilt from the edited file
+    corpus.write_text(text)
+    code, _, err = run_cli("eval", "--run", out, "--device", "cpu")
+    assert code == 0, err
+
+
+def test_a_model_of_another_family_in_a_run_folder_is_named(runs, tmp_path):
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(runs("gpt"), mixed)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        shutil.copy(runs("bert") / name, mixed / name)
+    for command in (("eval", "--run", mixed, "--device", "cpu"), ("generate", "--run", mixed, "--prompt", "a")):
+        code, _, err = run_cli(*command)
+        assert_one_line_error(code, err, command[0], "is a gpt run but config.json holds a bert model")
 
 
 @pytest.mark.parametrize("family", ["gpt", "t5", "bert"])
@@ -186,4 +227,13 @@ def test_bad_settings(runs, tmp_path):
     assert_one_line_error(code, err, "generate", "[MASK]")
     code, _, err = pretrain("gpt", out, "--max-steps", "-3")  # argparse's own message, also exit 2
     assert code == 2 and "--max-steps" in err
+    # NaN passes every comparison: --grad-clip nan used to train without clipping and exit 0
+    for flag, value, phrase in (("--grad-clip", "nan", "grad_clip must be a finite number"),
+                                ("--weight-decay", "inf", "weight_decay must be a finite number"),
+                                ("--lr", "inf", "lr must be a finite number"),
+                                ("--max-steps", "0", "max_steps must be a positive integer"),
+                                ("--seed", str(10**23), "seed must be an integer in [0, 2**63)"),
+                                ("--threads", "100000", "threads must be an integer in [1, 1024]")):
+        code, _, err = pretrain("gpt", out, flag, value)
+        assert_one_line_error(code, err, "pretrain", phrase)
     assert not out.exists()
