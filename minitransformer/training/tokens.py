@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,13 +62,14 @@ def write_array(path: str | os.PathLike, array: np.ndarray, **meta: object) -> N
     The header is written last: an array without its header is treated as absent.
     """
     path = Path(path)
-    array = np.ascontiguousarray(array)
-    header = {"format": FORMAT, "version": VERSION, "dtype": array.dtype.str, "shape": list(array.shape), **meta}
+    data = np.ascontiguousarray(array).tobytes()
+    header = {"format": FORMAT, "version": VERSION, "dtype": array.dtype.str, "shape": list(array.shape),
+              "crc32": zlib.crc32(data), **meta}
     header_path = path.with_name(path.name + ".json")
     header_path.unlink(missing_ok=True)  # a header never describes a file being replaced
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
-        f.write(array.tobytes())
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -88,7 +90,7 @@ def read_header(path: str | os.PathLike) -> dict | None:
 
 
 def read_array(path: str | os.PathLike) -> np.ndarray:
-    """Memory-map an array written by ``write_array`` (read-only); checks the size against the header."""
+    """Memory-map an array written by ``write_array`` (read-only); checks its size and checksum against the header."""
     path = Path(path)
     header = read_header(path)
     if header is None:
@@ -100,7 +102,12 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path} is damaged: expected {expected} bytes for {shape} {dtype}")
     if expected == 0:
         return np.zeros(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    array = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    # The right size is not enough: bytes overwritten in place would train or evaluate on garbage.
+    # (Headers written before the checksum was added have none; those files are read as they are.)
+    if "crc32" in header and zlib.crc32(array) != header["crc32"]:
+        raise ValueError(f"{path} is damaged: its contents do not match the checksum in its header")
+    return array
 
 
 # ---- tokenizing --------------------------------------------------------------------------------

@@ -286,8 +286,8 @@ class Trainer:
 
         splits = split_corpus(cfg.corpus, cfg.val_fraction)  # bad path / empty / not UTF-8: errors here
         error: Exception | None = None
+        made_dir = None  # True/False once rank 0 has made a fresh run folder (and whether it made the folder)
         if self.dist.is_main:  # rank 0 checks and prepares the folder, tokenizer and token cache
-            made_dir = None
             try:
                 saved = check_run_dir(self.run_dir, cfg, self.resume)
                 if saved is None:
@@ -319,7 +319,14 @@ class Trainer:
             self._load_data(splits, documents_for_cache)
 
         torch.manual_seed(cfg.seed)  # the same initial weights on every process, every time
-        self.model = build_model(cfg.family, self.model_config).to(self.device)
+        try:
+            self.model = build_model(cfg.family, self.model_config).to(self.device)
+        except (RuntimeError, MemoryError) as e:  # e.g. a --d-model far too large for this machine
+            if made_dir is not None:
+                self._remove_fresh_run_dir(made_dir)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"could not build the {cfg.family} model on {self.device} ({first}); "
+                             "is it too large for this machine's memory?") from None
         self.model.train()
         from minitransformer.optim import make_adamw
 

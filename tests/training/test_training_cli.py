@@ -151,6 +151,19 @@ def test_eval_refuses_a_corpus_edited_since_training_and_leaves_the_run_intact(t
     assert code == 0, err
 
 
+def test_a_model_too_large_to_build_leaves_no_half_made_run(tmp_path, monkeypatch):
+    """Before, the folder stayed behind, and the next run said "already holds a run; pass --resume"."""
+    from minitransformer.training import trainer
+
+    def too_large(family, config):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(trainer, "build_model", too_large)
+    code, _, err = pretrain("gpt", tmp_path / "run", "--max-steps", "2")
+    assert_one_line_error(code, err, "pretrain", "could not build the gpt model", "too large")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_model_of_another_family_in_a_run_folder_is_named(runs, tmp_path):
     import shutil
 

@@ -40,6 +40,11 @@ def test_array_file_round_trip_and_damage_detection(tmp_path):
         tokens.read_array(tmp_path / "a.bin")
     with pytest.raises(FileNotFoundError):
         tokens.read_array(tmp_path / "missing.bin")
+    # the right size but other bytes (overwritten in place): the checksum in the header catches it
+    tokens.write_array(tmp_path / "a.bin", ids, fingerprint="x")
+    (tmp_path / "a.bin").write_bytes(bytes(2000))
+    with pytest.raises(ValueError, match="checksum"):
+        tokens.read_array(tmp_path / "a.bin")
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])
