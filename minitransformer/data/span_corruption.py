@@ -49,6 +49,20 @@ def _noise_counts(length: int, noise_density: float, mean_noise_span_length: flo
     return num_noise, min(num_spans, num_noise, length - num_noise)
 
 
+def _check_noise_settings(noise_density: float, mean_noise_span_length: float) -> None:
+    """NaN fails the comparisons too; so does a huge span length (its loop would run for seconds)."""
+    if isinstance(noise_density, bool) or not isinstance(noise_density, (int, float)) or not 0.0 < noise_density < 1.0:
+        raise ValueError(f"noise_density must be in (0, 1), got {noise_density!r}")
+    if (isinstance(mean_noise_span_length, bool) or not isinstance(mean_noise_span_length, (int, float))
+            or not 1.0 <= mean_noise_span_length <= 1e6):
+        raise ValueError(f"mean_noise_span_length must be in [1, 1e6], got {mean_noise_span_length!r}")
+
+
+def _check_length(name: str, value: int, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def random_spans_noise_mask(
     length: int,
     noise_density: float = 0.15,
@@ -60,12 +74,8 @@ def random_spans_noise_mask(
     At least one token is noise and at least one is kept (for ``length >= 2``); the runs start with
     kept tokens and end with noise. A sequence of one token is never corrupted.
     """
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
-    if not 0.0 < noise_density < 1.0:
-        raise ValueError(f"noise_density must be in (0, 1), got {noise_density}")
-    if mean_noise_span_length < 1.0:
-        raise ValueError(f"mean_noise_span_length must be >= 1, got {mean_noise_span_length}")
+    _check_length("length", length, 0)
+    _check_noise_settings(noise_density, mean_noise_span_length)
     original_length = length
     length = max(length, 2)  # as in T5: one token is treated as two, then cut back below
     num_noise, num_spans = _noise_counts(length, noise_density, mean_noise_span_length)
@@ -185,12 +195,8 @@ def compute_span_corruption_lengths(
     the figures of the T5 paper's setting. The counts are those ``span_corruption`` uses, so the
     result is exact; it equals T5's except for tiny inputs, where T5 allows zero spans.
     """
-    if inputs_length < 3:
-        raise ValueError(f"inputs_length must be >= 3 (a token, a sentinel and eos), got {inputs_length}")
-    if not 0.0 < noise_density < 1.0:
-        raise ValueError(f"noise_density must be in (0, 1), got {noise_density}")
-    if mean_noise_span_length < 1.0:
-        raise ValueError(f"mean_noise_span_length must be >= 1, got {mean_noise_span_length}")
+    _check_length("inputs_length (a token, a sentinel and eos at least)", inputs_length, 3)
+    _check_noise_settings(noise_density, mean_noise_span_length)
 
     def lengths(tokens_length: int) -> tuple[int, int]:
         num_noise, num_spans = _noise_counts(tokens_length, noise_density, mean_noise_span_length)

@@ -150,7 +150,10 @@ class CharTokenizer(Tokenizer):
                              f"(Split on {ONE_CHARACTER!r}), got {pre!r}")
         if data.get("normalizer") is not None:
             raise ValueError("a character tokenizer has no normalizer")
-        vocab = model["vocab"]
+        vocab = model.get("vocab")
+        if not isinstance(vocab, dict) or not all(isinstance(t, str) and isinstance(i, int) and not isinstance(i, bool)
+                                                  for t, i in vocab.items()):
+            raise ValueError("a character tokenizer's model.vocab must map each token (a string) to its id (an integer)")
         specials = [added["content"] for added in data.get("added_tokens") or []]
         by_id = sorted(vocab.items(), key=lambda kv: kv[1])
         if [i for _, i in by_id] != list(range(len(by_id))):

@@ -162,6 +162,12 @@ def test_errors():
                                          torch.Generator().manual_seed(0))  # numpy integers are ids too
     with pytest.raises(ValueError, match="noise_density"):
         span_corruption(ids, 1.5, 3.0, SENTINELS, EOS)
+    with pytest.raises(ValueError, match="mean_noise_span_length"):
+        span_corruption(ids, 0.15, float("nan"), SENTINELS, EOS)  # used to fail inside int(NaN)
+    with pytest.raises(ValueError, match="inputs_length"):
+        compute_span_corruption_lengths(10.5)  # used to return (10.5, 4)
+    with pytest.raises(ValueError, match="length must be an integer"):
+        random_spans_noise_mask(5.5)
     with pytest.raises(ValueError, match="1-D"):
         span_corruption(torch.zeros(2, 3, dtype=torch.long), 0.15, 3.0, SENTINELS, EOS)
     with pytest.raises(ValueError, match="at least 568 ids"):

@@ -97,3 +97,12 @@ def test_foreign_word_level_file_is_refused():
     data["pre_tokenizer"] = {"type": "Whitespace"}
     with pytest.raises(ValueError, match="not a character tokenizer"):
         CharTokenizer.from_hf_dict(data)
+
+
+@pytest.mark.parametrize("vocab", [["a", "b"], {"a": "0", "b": 1}, {"a": 0, "b": True}, None])
+def test_malformed_vocab_is_refused(vocab):
+    """A list or string ids used to fail with AttributeError or a '<' between str and int."""
+    data = CharTokenizer.train("ab").to_hf_dict()
+    data["model"]["vocab"] = vocab
+    with pytest.raises(ValueError, match="model.vocab must map"):
+        CharTokenizer.from_hf_dict(data)
