@@ -77,6 +77,8 @@ class SqlDatabase:
             conn.set_authorizer(lambda action, *_: sqlite3.SQLITE_OK if action in _READ_ONLY_ACTIONS
                                 else sqlite3.SQLITE_DENY)
             conn.set_progress_handler(self._count_steps, 1000)
+            # no string or blob over 1 MB: zeroblob(300000000) would otherwise allocate ~800 MB
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
             self._connection = conn
         return self._connection
 

@@ -75,7 +75,7 @@ def test_bad_predictions_are_wrong_never_a_crash(sql_task):
     gold = "SELECT COUNT(*) FROM employees"
     for bad in ["", "SELEC name FROM", "SELECT * FROM nowhere", "DROP TABLE employees",
                 "DELETE FROM employees", "PRAGMA query_only = OFF", "SELECT 1; DROP TABLE employees",
-                "ATTACH DATABASE 'x.db' AS x", "SELECT 'a\0b'",
+                "ATTACH DATABASE 'x.db' AS x", "SELECT 'a\0b'", "SELECT length(zeroblob(300000000))",
                 "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) FROM r"]:
         assert not execution_match(bad, gold, db)
     assert db.execute(gold) == [(40,)]                                  # nothing was changed
