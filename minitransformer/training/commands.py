@@ -108,6 +108,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if family == "gpt":
         if not prompt_ids:
             raise ValueError("--prompt is empty (or has no tokens for this tokenizer); give some text to continue")
+        if args.num_beams != 1:
+            raise ValueError("--num-beams applies to T5 runs; a GPT run samples (or, with --greedy, takes the argmax)")
+        from minitransformer.generation import check_sampling_args
+
+        # before the prompt is printed, so that a bad setting is the only thing on the screen
+        check_sampling_args(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
         ids = torch.tensor([prompt_ids[-model.config.max_seq_len:]], dtype=torch.long, device=device)
         g = torch.Generator(device=device).manual_seed(args.seed)
         new: list[int] = []

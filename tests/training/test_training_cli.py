@@ -95,6 +95,14 @@ def test_generate_from_each_family(runs):
     assert code == 0 and "[MASK] at" in out, err
 
 
+def test_bad_generation_settings_print_only_the_error(runs):
+    for flags, phrase in ((("--temperature", "-1"), "temperature"), (("--top-p", "2"), "top_p"),
+                          (("--num-beams", "3"), "--num-beams applies to T5")):
+        code, out, err = run_cli("generate", "--run", runs("gpt"), "--prompt", "ROMEO.", "--device", "cpu", *flags)
+        assert_one_line_error(code, err, "generate", phrase)
+        assert out == ""  # the prompt used to be printed before the error
+
+
 def test_prompts_an_encoder_cannot_read_whole_are_refused(runs):
     """Cutting them used to drop the [MASK] or sentinel at the end without a word, and exit 0."""
     long = "to be or not to be " * 30
