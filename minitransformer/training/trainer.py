@@ -170,8 +170,10 @@ def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> TrainConfig 
             cfg.lr_decay_steps = saved.lr_decay_steps
         conflicts = cfg.resume_conflicts(saved)
         if conflicts:
+            hint = (f" (the run was started with --preset {saved.preset}: pass it again)"
+                    if saved.preset != cfg.preset else "")
             raise ValueError(f"--resume: {run_dir} is a different run; these settings differ: "
-                             + "; ".join(conflicts[:6]) + (" ..." if len(conflicts) > 6 else ""))
+                             + "; ".join(conflicts[:6]) + (" ..." if len(conflicts) > 6 else "") + hint)
         return saved
     if run_dir.is_dir() and (run_dir / RUN_NAME).is_file():
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")

@@ -205,6 +205,8 @@ def test_existing_runs_are_never_overwritten(runs, tmp_path):
     assert_one_line_error(code, err, "pretrain", "different run", "family")
     code, _, err = pretrain("gpt", run, "--resume", "--corpus", runs("gpt") / "config.json")
     assert_one_line_error(code, err, "pretrain", "different run", "corpus")
+    code, _, err = run_cli("pretrain", "gpt", "--out", run, "--no-progress", "--resume")  # forgot --preset tiny
+    assert_one_line_error(code, err, "pretrain", "different run", "started with --preset tiny")
     assert fingerprint(run) == before
     other = tmp_path / "not-empty"
     other.mkdir()
