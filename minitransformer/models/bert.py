@@ -240,15 +240,17 @@ class Bert(nn.Module):
                 n_selected = selected.sum()
                 selected_logits = (out.mlm_logits[selected] if out.mlm_logits is not None
                                    else self.mlm_head(hidden[selected], word_weight))  # (N, V)
-                out.mlm_loss = F.cross_entropy(selected_logits, mlm_labels[selected],
+                out.mlm_loss = F.cross_entropy(selected_logits, mlm_labels[selected].long(),
                                                reduction="sum") / n_selected.clamp(min=1)
                 losses.append(out.mlm_loss)
 
         if self.nsp_head is not None:
             out.nsp_logits = self.nsp_head(out.pooled)  # (B, 2)
             if nsp_labels is not None:
-                self._check_labels(nsp_labels, input_ids.shape[:1], 2, "nsp_labels")
-                out.nsp_loss = F.cross_entropy(out.nsp_logits, nsp_labels, ignore_index=IGNORE_INDEX)
+                counted = self._check_labels(nsp_labels, input_ids.shape[:1], 2, "nsp_labels")
+                # a mean over the counted pairs, 0 if none counts (like the MLM loss above, not NaN)
+                out.nsp_loss = F.cross_entropy(out.nsp_logits, nsp_labels.long(), ignore_index=IGNORE_INDEX,
+                                               reduction="sum") / counted.sum().clamp(min=1)
                 losses.append(out.nsp_loss)
 
         if self.discriminator_head is not None:
@@ -285,8 +287,9 @@ class Bert(nn.Module):
             raise ValueError("discriminator_labels must hold 0 (original) or 1 (replaced)")
         if attention_mask is None:
             return F.binary_cross_entropy_with_logits(logits, labels.float())
-        real = attention_mask != 0
-        return F.binary_cross_entropy_with_logits(logits[real], labels[real].float())
+        real = attention_mask != 0  # a mean over real tokens, 0 if there are none (not NaN)
+        return (F.binary_cross_entropy_with_logits(logits[real], labels[real].float(), reduction="sum")
+                / real.sum().clamp(min=1))
 
     # ---- files ------------------------------------------------------------------------------
     @classmethod

@@ -149,8 +149,15 @@ class GPT(nn.Module):
             # Position t predicts token t+1: shift the labels left (not the logits, which would copy
             # the big (B, T, V) tensor) and ignore the last position, which has no next token.
             targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # (B, T)
-            if attn_bias is not None:  # a padded position has no context: it predicts nothing
-                targets = targets.masked_fill(attention_mask[:, past:] == 0, IGNORE_INDEX)
+            if attn_bias is not None:
+                # A padded position has no context, so it predicts nothing; and a padded token is
+                # not a target either (right padding: the last real token must not learn "pad").
+                real = attention_mask[:, past:] != 0  # (B, T)
+                scored = real & F.pad(real[:, 1:], (0, 1), value=False)
+                targets = targets.masked_fill(~scored, IGNORE_INDEX)
+            if not torch.compiler.is_compiling() and not bool((targets != IGNORE_INDEX).any()):
+                raise ValueError("no position has a target to predict (every next-token label is -100 or padding, "
+                                 "or the sequence is one token long): the mean loss would be NaN")
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
                                    ignore_index=IGNORE_INDEX)
         return GPTOutput(logits=logits, loss=loss, attentions=attentions if need_weights else None)
@@ -181,9 +188,13 @@ class GPT(nn.Module):
                 if bool(bad.any()):
                     raise ValueError(f"labels must be in [0, {self.config.vocab_size}) or {IGNORE_INDEX} (ignore), "
                                      f"got {int(labels[bad][0])}")
-        if attention_mask is not None and tuple(attention_mask.shape) != (B, past + T):
-            raise ValueError(f"attention_mask must have shape (batch, cached + new tokens) = {(B, past + T)}, "
-                             f"got {tuple(attention_mask.shape)}")
+        if attention_mask is not None:
+            if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (B, past + T):
+                raise ValueError(f"attention_mask must be a tensor of shape (batch, cached + new tokens) = "
+                                 f"{(B, past + T)}, got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}")
+            # positions come from its running sum: a 2 or a 0.9 would shift them silently
+            if not compiling and attention_mask.numel() and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+                raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
         if position_ids is not None and (position_ids.dim() != 2 or position_ids.shape[1] != T
                                          or position_ids.shape[0] not in (1, B)):
             raise ValueError(f"position_ids must have shape (batch or 1, {T}), got {tuple(position_ids.shape)}")

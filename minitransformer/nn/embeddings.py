@@ -17,8 +17,8 @@ def check_ids(ids: torch.Tensor, size: int, what: str = "input_ids") -> None:
     """Raise a clear error for ids that are not a (B, T) integer tensor with values in [0, size)."""
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(ids).__name__}")
-    if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
-        raise TypeError(f"{what} must be an integer tensor (torch.long), got dtype {ids.dtype}")
+    if ids.dtype not in (torch.int64, torch.int32):  # what an embedding lookup accepts
+        raise TypeError(f"{what} must be an integer tensor of dtype torch.long (or torch.int32), got {ids.dtype}")
     if ids.dim() != 2:
         raise ValueError(f"{what} must have shape (batch, seq_len), got {tuple(ids.shape)}")
     if ids.numel():

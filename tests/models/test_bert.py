@@ -82,6 +82,24 @@ def test_mlm_loss_ignores_what_is_at_unselected_positions():
     assert none.item() == 0.0  # no selected position: zero, not NaN
 
 
+def test_every_loss_of_nothing_is_zero_and_int32_labels_work():
+    """NSP with every pair -100, or a discriminator over no real token, was NaN (and so was the total)."""
+    model = tiny()
+    ids, mask = padded_batch()
+    labels = torch.full_like(ids, -100)
+    labels[0, 2] = ids[0, 2]
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask, mlm_labels=labels, nsp_labels=torch.full((ids.shape[0],), -100))
+        assert out.nsp_loss.item() == 0.0 and torch.isfinite(out.loss)
+        nsp = torch.arange(ids.shape[0]) % 2
+        as_int32 = model(ids, attention_mask=mask, mlm_labels=labels.int(), nsp_labels=nsp.int())
+        as_long = model(ids, attention_mask=mask, mlm_labels=labels, nsp_labels=nsp)
+        assert torch.equal(as_int32.loss, as_long.loss)
+        electra = tiny(pooler=False, mlm_head=False, nsp_head=False, discriminator_head=True)
+        zero_mask = torch.zeros_like(mask)
+        assert electra(ids, attention_mask=zero_mask, discriminator_labels=torch.zeros_like(ids)).loss.item() == 0.0
+
+
 def test_padding_changes_nothing_for_real_tokens():
     """A sequence padded into a batch gives the same hidden states as alone (both backends)."""
     for backend in ("manual", "sdpa"):

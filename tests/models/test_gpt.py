@@ -143,6 +143,18 @@ def test_padded_positions_do_not_count_in_loss():
     assert torch.allclose(padded_loss, total / 7, atol=1e-5)
 
 
+def test_right_padding_scores_no_pad_targets():
+    """The last real token must not be scored on predicting the pad after it (it was, before)."""
+    model = tiny()
+    row = [10, 20, 30]
+    alone = model(torch.tensor([row]), labels=torch.tensor([row])).loss
+    padded = torch.tensor([row + [0, 0]])
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+    torch.testing.assert_close(model(padded, labels=padded, attention_mask=mask).loss, alone)
+    left, left_mask = left_pad([row, [1, 2, 3, 4, 5]])
+    torch.testing.assert_close(model(left[:1, 2:], labels=left[:1, 2:]).loss, alone)  # the same row, unpadded
+
+
 def test_padding_under_bf16_autocast_has_no_nan():
     model = tiny()
     ids, mask = left_pad([[1, 2, 3, 4, 5, 6], [9, 8]])
@@ -207,6 +219,16 @@ def test_bad_input_is_a_clear_error():
         model(torch.zeros(1, 2, dtype=torch.long), position_ids=torch.tensor([[0, L]]))
     with pytest.raises(TypeError, match="GPTConfig"):
         GPT({"d_model": 8})
+    # positions come from the mask's running sum: a 2 or a 0.9 would shift them without a word
+    for bad in ([[0, 2, 2]], [[0, 0.9, 0.9]], [[-1, 1, 1]]):
+        with pytest.raises(ValueError, match="only 0 .padding. and 1"):
+            model(torch.ones(1, 3, dtype=torch.long), attention_mask=torch.tensor(bad))
+    with pytest.raises(ValueError, match="no position has a target"):  # the mean over nothing is NaN
+        model(torch.ones(1, 3, dtype=torch.long), labels=torch.full((1, 3), -100))
+    with pytest.raises(ValueError, match="no position has a target"):
+        model(torch.ones(1, 1, dtype=torch.long), labels=torch.ones(1, 1, dtype=torch.long))
+    with pytest.raises(TypeError, match="torch.long"):  # the lookup would fail deep inside torch
+        model(torch.ones(1, 3, dtype=torch.uint8))
 
 
 # ---- optimizer groups -------------------------------------------------------------------------
