@@ -171,6 +171,8 @@ class SemanticSearch:
             raise ValueError("the index is empty: add documents first")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        if isinstance(queries, str):  # list("cat") would be three one-letter queries
+            raise TypeError("search_batch takes a list of query strings; for one query use search(query)")
         q = self.encoder.encode(list(queries))  # (Q, C)
         if not self.encoder.normalize:
             q = F.normalize(q, dim=-1)

@@ -97,15 +97,27 @@ class FinetuneConfig:
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("lr", "epochs"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"FinetuneConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        def finite(value: object) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        for name in ("lr", "epochs"):  # NaN and inf pass "> 0"
+            if not (finite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"FinetuneConfig.{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        # a negative clip norm flips the gradients, and 0 freezes training
+        if not (finite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"FinetuneConfig.grad_clip must be a finite number > 0, got {self.grad_clip!r}")
+        if not (finite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"FinetuneConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if self.time_budget_s is not None and not (finite(self.time_budget_s) and self.time_budget_s >= 0):
+            raise ValueError(f"FinetuneConfig.time_budget_s must be None or a finite number >= 0 (0: one step), "
+                             f"got {self.time_budget_s!r}")
         for name in ("batch_size", "max_length", "eval_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"FinetuneConfig.{name} must be a positive integer, got {value!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"FinetuneConfig.max_steps must be >= 1 or None, got {self.max_steps}")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+                                           or self.max_steps < 1):
+            raise ValueError(f"FinetuneConfig.max_steps must be an integer >= 1 or None, got {self.max_steps!r}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"FinetuneConfig.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
@@ -120,6 +132,8 @@ class FinetuneResult:
 
 def encode_examples(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """``[CLS] text [SEP]`` ids per text, cut to ``max_length`` tokens."""
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):  # a str would be read char by char
+        raise TypeError("texts must be a list of strings")
     return [tokenizer.encode_pair(t, max_length=max_length)["input_ids"] for t in texts]
 
 
@@ -133,6 +147,8 @@ def _batch(tokenizer: Tokenizer, ids: list[list[int]], rows: Sequence[int],
 def predict(model: SequenceClassifier, tokenizer: Tokenizer, texts: Sequence[str], max_length: int = 128,
             batch_size: int = 64) -> torch.Tensor:
     """Predicted class index of each text, (N,) long. Batches texts of similar length together."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -179,13 +195,14 @@ def finetune_classifier(model: SequenceClassifier, tokenizer: Tokenizer, train: 
     cfg = config or FinetuneConfig()
     if not train:
         raise ValueError("no training examples")
-    for text, label in list(train[:1]) + list((test or [])[:1]):
-        if not isinstance(text, str) or isinstance(label, bool) or not isinstance(label, int):
-            raise TypeError(f"examples must be (str, int) pairs, got ({type(text).__name__}, {type(label).__name__})")
+    for split, examples in (("training", train), ("test", test or [])):  # every example: 1.7 is not a class
+        for text, label in examples:
+            if not isinstance(text, str) or isinstance(label, bool) or not isinstance(label, int):
+                raise TypeError(f"{split} examples must be (str, int) pairs, got "
+                                f"({type(text).__name__}, {type(label).__name__})")
+            if not 0 <= label < model.n_classes:
+                raise ValueError(f"{split} labels must be in [0, {model.n_classes}), got {label}")
     labels = torch.tensor([y for _, y in train], dtype=torch.long)
-    if int(labels.min()) < 0 or int(labels.max()) >= model.n_classes:
-        raise ValueError(f"training labels must be in [0, {model.n_classes}), "
-                         f"got [{int(labels.min())}, {int(labels.max())}]")
     device = next(model.parameters()).device
     ids = encode_examples(tokenizer, [t for t, _ in train], cfg.max_length)
     steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)

@@ -85,6 +85,19 @@ def test_bad_input():
         finetune_classifier(model, tok, [])
     with pytest.raises(ValueError, match="lr"):
         FinetuneConfig(lr=0)
+    # every example is checked, not the first: 1.7 used to train as class 1, a test label 7 to count as a miss
+    with pytest.raises(TypeError, match="training examples"):
+        finetune_classifier(model, tok, [("the king", 0), ("the queen", 1.7)])
+    with pytest.raises(ValueError, match=r"test labels must be in \[0, 3\)"):
+        finetune_classifier(model, tok, [("the king", 0)], test=[("the queen", 7)])
+    for bad in (dict(grad_clip=-1.0), dict(grad_clip=0.0), dict(lr=float("inf")), dict(epochs=float("inf")),
+                dict(time_budget_s=-1.0), dict(max_steps=2.5), dict(weight_decay=float("nan"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):  # a negative clip used to flip the gradients
+            FinetuneConfig(**bad)
+    with pytest.raises(ValueError, match="batch_size"):  # -1 returned uninitialised memory as predictions
+        predict(model, tok, ["the king"], batch_size=-1)
+    with pytest.raises(TypeError, match="list of strings"):  # a str was read as 8 one-letter texts
+        predict(model, tok, "the king")
     ids = torch.tensor([[2, 5, 3]])
     with pytest.raises(ValueError, match="labels"):
         model(ids, labels=torch.tensor([5]))

@@ -101,6 +101,8 @@ def test_semantic_search(encoder):
     assert len(search.search("guitar", k=50)) == 5  # k larger than the index: everything, ranked
     with pytest.raises(ValueError, match="k must be"):
         search.search("guitar", k=0)
+    with pytest.raises(TypeError, match="list of query strings"):  # was three one-letter queries
+        search.search_batch("cat")
 
 
 def test_from_pretrained_reports_the_absent_heads():

@@ -60,8 +60,11 @@ def mask_tokens(
     """
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
+    if input_ids.dtype not in (torch.int64, torch.int32):  # a narrower type would wrap random ids
+        raise TypeError(f"input_ids must hold integer ids of dtype torch.long (or torch.int32), got {input_ids.dtype}")
+    for name, value in (("vocab_size", vocab_size), ("mask_token_id", mask_token_id)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
     if input_ids.dim() not in (1, 2):
         raise ValueError(f"input_ids must be (B, T) or (T,), got shape {tuple(input_ids.shape)}")
     if vocab_size < 1:

@@ -111,6 +111,10 @@ def state_dict_from_hf(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str,
         elif key == "lm_head.weight":
             if not cfg.tie_embeddings:
                 out["lm_head.weight"] = value
+            elif (prefix + "wte.weight") in sd and not torch.equal(value, sd[prefix + "wte.weight"]):
+                # dropping it would quietly give the model other logits than the checkpoint's
+                raise ValueError("the checkpoint's lm_head.weight differs from its wte.weight (an untied head), "
+                                 "but the config ties them: use tie_embeddings=False")
         elif not key.endswith(_IGNORED_SUFFIXES):
             unknown.append(key)
     if unknown:

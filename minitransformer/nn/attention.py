@@ -68,6 +68,9 @@ def attention(
     ``need_weights=True`` always uses the manual formula (the fused kernel does not expose them).
     """
     t_q, t_k = q.shape[-2], k.shape[-2]
+    if v.shape[-2] != t_k or k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"keys and values must have the same length and keys the queries' size: got q "
+                         f"{tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     if is_causal and t_q == 1:
         is_causal = False  # the newest query may see every key: nothing to mask
@@ -173,6 +176,9 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"unknown attention backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+        for name, value in (("d_model", d_model), ("n_heads", n_heads), ("d_head", d_head)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if d_head is None:
             if d_model % n_heads != 0:
                 raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")

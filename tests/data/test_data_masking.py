@@ -135,6 +135,10 @@ def test_bad_arguments_raise():
         mask_tokens(ids.float(), V, MASK, SPECIALS)
     with pytest.raises(TypeError, match="torch.Tensor"):
         mask_tokens([[5, 6, 7]], V, MASK, SPECIALS)
+    with pytest.raises(TypeError, match="torch.long"):  # int8 random ids used to wrap to negatives
+        mask_tokens(ids.to(torch.int8), V, MASK, SPECIALS)
+    with pytest.raises(TypeError, match="mask_token_id must be an integer"):  # 4.7 used to become 4
+        mask_tokens(ids, V, 4.7, SPECIALS)
     with pytest.raises(ValueError, match="mask_token_id"):
         mask_tokens(ids, V, V, SPECIALS)
     with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 7\)"):

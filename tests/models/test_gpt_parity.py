@@ -5,10 +5,13 @@ agree, which (with an exact one-to-one weight mapping) shows the architecture is
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import transformers
 
+import minitransformer as mt
 from minitransformer.generation import left_pad
 from minitransformer.interop import gpt2 as gpt2_interop
 from minitransformer.interop.files import load_state_dict_checked
@@ -133,6 +136,9 @@ def test_untied_head_converts():
     ids = torch.randint(0, 70, (2, 9))
     with torch.no_grad():
         assert (ours(ids).logits - hf(input_ids=ids).logits).abs().max().item() <= TOL
+    # an untied checkpoint into a tied config used to lose its head without a word
+    with pytest.raises(ValueError, match="untied head"):
+        mt.from_hf(hf.state_dict(), config=dataclasses.replace(cfg, tie_embeddings=True))
 
 
 def test_from_pretrained_reads_a_local_hf_folder(tmp_path):

@@ -436,3 +436,14 @@ def test_scale_argument_is_used():
         got, _ = attention(q, k, v, scale=1.0, backend=backend)
         expected = F.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_keys_and_values_of_different_lengths_are_refused_by_both_backends():
+    """The fused backend used to return an output for 3 keys and 4 values."""
+    q, k, v = torch.randn(1, 2, 5, 8), torch.randn(1, 2, 3, 8), torch.randn(1, 2, 4, 8)
+    for backend in BACKENDS:
+        with pytest.raises(ValueError, match="same length"):
+            attention(q, k, v, backend=backend)
+    for n_heads in (0, -4, 2.0):
+        with pytest.raises(ValueError, match="n_heads"):
+            MultiHeadAttention(16, n_heads)
