@@ -93,6 +93,8 @@ def load_corpus(source: str | os.PathLike = SHAKESPEARE) -> str:
         raise TypeError(f"load_corpus expects a path or {SHAKESPEARE!r}, got {type(source).__name__}")
     if isinstance(source, str) and source == SHAKESPEARE:
         return _embedded_shakespeare()
+    if not str(source).strip():  # Path("") is the current folder: every .txt under it
+        raise ValueError(f"the corpus path is empty; give a file, a folder, a glob or {SHAKESPEARE!r}")
 
     path = Path(source)
     if path.is_file():

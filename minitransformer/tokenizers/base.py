@@ -154,9 +154,15 @@ class Tokenizer(ABC):
     def save(self, path: str | Path) -> None:
         """Write Hugging Face ``tokenizer.json`` (atomically: temp file, then rename)."""
         path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; give the tokenizer file's path, e.g. {path / 'tokenizer.json'}")
+        text = json.dumps(self.to_hf_dict(), ensure_ascii=False, indent=1)  # fails (if it does) before any write
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_hf_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> Tokenizer:
@@ -241,10 +247,17 @@ def check_backend(backend: str) -> None:
         raise ValueError(f"backend must be 'python' or 'hf', got {backend!r}")
 
 
+MAX_VOCAB_SIZE = 2**20  # the tokenizers trainer allocates in proportion: 2**31 would want ~141 GB and abort
+
+
 def check_vocab_size(vocab_size: int) -> None:
-    """TypeError unless ``vocab_size`` is an int (a bool is not); each trainer checks the range itself."""
+    """TypeError unless ``vocab_size`` is an int (a bool is not), ValueError above ``MAX_VOCAB_SIZE``;
+    each trainer checks the lower end itself."""
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
         raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise ValueError(f"vocab_size={vocab_size:,} is above the {MAX_VOCAB_SIZE:,} this library trains "
+                         "(the trainer would try to allocate memory in proportion, and abort the process)")
 
 
 def as_token_id(idx) -> int:

@@ -273,6 +273,10 @@ class BPETokenizer(Tokenizer):
         for tok in self.special_tokens:
             if tok not in self._vocab:
                 raise ValueError(f"special token {tok!r} is not in the vocabulary")
+        byte_symbols = set(bytes_to_unicode().values())
+        ids = sorted(self._id_to_token)
+        if ids != list(range(len(ids))):  # a gap would make vocab_size count ids that do not exist
+            raise ValueError(f"vocab ids must be 0..{len(ids) - 1} without gaps, got up to {ids[-1] if ids else None}")
         self._merges: list[tuple[str, str]] = []
         self._merge_ranks: dict[tuple[int, int], tuple[int, int]] = {}  # (id, id) -> (rank, merged id)
         for rank, pair in enumerate(merges):
@@ -284,6 +288,13 @@ class BPETokenizer(Tokenizer):
                     raise ValueError(f"merge {rank} ({a!r}, {b!r}): {part!r} is not in the vocabulary")
             self._merges.append((a, b))
             self._merge_ranks[self._vocab[a], self._vocab[b]] = (rank, self._vocab[a + b])
+        # A special token that ordinary text can also produce (a byte's symbol such as "Ġ", or a merge
+        # such as "Ġthe") would share its id with that text: decoding could not tell them apart.
+        ordinary = byte_symbols | {a + b for a, b in self._merges}
+        clash = [t for t in self.special_tokens if t in ordinary]
+        if clash:
+            raise ValueError(f"special token {clash[0]!r} is also an ordinary token of the vocabulary "
+                             "(a byte's symbol or a merge); choose a string text cannot produce, such as '<|x|>'")
         self.add_prefix_space = bool(add_prefix_space)
         self.ignore_merges = bool(ignore_merges)
 
@@ -326,7 +337,9 @@ class BPETokenizer(Tokenizer):
                              f"{len(specials)} special tokens = {base}")
         if not isinstance(min_frequency, int) or min_frequency < 0:
             raise ValueError(f"min_frequency must be a non-negative int, got {min_frequency!r}")
-        documents = _documents(texts, special_token_pattern(specials))
+        documents = list(_documents(texts, special_token_pattern(specials)))
+        if not any(doc.strip() for doc in documents):  # would only warn, and give the bare 256 bytes
+            raise ValueError("no text to train on (empty, whitespace or special tokens only)")
 
         if backend == "python":
             word_counts: Counter[str] = Counter()

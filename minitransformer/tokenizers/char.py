@@ -70,6 +70,8 @@ class CharTokenizer(Tokenizer):
             for piece, is_special in split_on_special_tokens(text, pattern):
                 if not is_special:
                     seen.update(piece)
+        if not seen:  # an empty vocabulary would save and load, and encode nothing
+            raise ValueError("no text to train on: the texts hold no characters (besides special tokens)")
         return cls(sorted(seen), specials, unk_token)
 
     # ---- vocabulary -----------------------------------------------------------------------------
@@ -114,7 +116,8 @@ class CharTokenizer(Tokenizer):
         if isinstance(ids, (str, bytes)):
             raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
         n_chars = len(self.chars)
-        return "".join(self.id_to_token(i) for i in ids
+        tokens = [self.id_to_token(i) for i in ids]  # every id is checked, skipped or not (99 is an error)
+        return "".join(t for i, t in zip(ids, tokens, strict=True)
                        if not (skip_special_tokens and as_token_id(i) >= n_chars))
 
     # ---- files ----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from minitransformer.tokenizers.base import MAX_VOCAB_SIZE
+
 KINDS = ("char", "bpe", "wordpiece", "unigram")
 
 
@@ -33,8 +35,8 @@ def train_tokenizer(kind: str, text: str, vocab_size: int | None, backend: str =
         return CharTokenizer.train(text)
     if vocab_size is None:
         raise ValueError(f"--kind {kind} needs --vocab-size")
-    if not 1 <= vocab_size <= 2**31 - 1:  # the tokenizers library overflows beyond an int32
-        raise ValueError(f"--vocab-size must be in [1, 2147483647], got {vocab_size}")
+    if not 1 <= vocab_size <= MAX_VOCAB_SIZE:  # the trainer would allocate in proportion, and abort
+        raise ValueError(f"--vocab-size must be in [1, {MAX_VOCAB_SIZE:,}], got {vocab_size}")
     if kind == "bpe":
         from minitransformer.tokenizers.bpe import BPETokenizer
 

@@ -14,11 +14,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from minitransformer.tokenizers.base import MAX_VOCAB_SIZE
+
 FAMILIES = ("gpt", "bert", "t5")
 TOKENIZER_KINDS = ("char", "bpe", "wordpiece", "unigram")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MAX_THREADS = 1024  # beyond this, thread pools fail in ways that are not errors (a crash, not a message)
-MAX_VOCAB = 2**31 - 1  # beyond this, the tokenizers library overflows (and ids no longer fit an int32)
 
 # Settings a resumed run may change: how far it goes, how often it reports, where it runs.
 RESUME_MAY_CHANGE = frozenset({
@@ -125,8 +126,8 @@ class TrainConfig:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not 1 <= self.threads <= MAX_THREADS):
             raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}] or None, got {self.threads!r}")
-        if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or not 1 <= self.vocab_size <= MAX_VOCAB):
-            raise ValueError(f"vocab_size must be an integer in [1, {MAX_VOCAB:,}], got {self.vocab_size!r}")
+        if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or not 1 <= self.vocab_size <= MAX_VOCAB_SIZE):
+            raise ValueError(f"vocab_size must be an integer in [1, {MAX_VOCAB_SIZE:,}], got {self.vocab_size!r}")
         if not isinstance(self.model, dict):
             raise TypeError(f"model must be a dict of model-config fields, got {type(self.model).__name__}")
 

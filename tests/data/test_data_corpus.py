@@ -126,6 +126,9 @@ def test_load_corpus_reads_a_file_a_folder_and_a_glob(tmp_path):
 def test_load_corpus_errors_name_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.txt"):
         load_corpus(tmp_path / "nowhere.txt")
+    for empty in ("", "  "):  # Path("") is "." : it used to read every .txt under the current folder
+        with pytest.raises(ValueError, match="corpus path is empty"):
+            load_corpus(empty)
     with pytest.raises(FileNotFoundError, match=r"no files match the glob .*\*\.zzz"):
         load_corpus(str(tmp_path / "*.zzz"))
     empty_dir = tmp_path / "empty"

@@ -348,3 +348,26 @@ def test_file_written_by_tokenizers_loads_in_ours(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ours.decode(ours.encode(HELD_OUT)) == HELD_OUT
+
+
+@pytest.mark.parametrize("special", ["Ġ", "Ġthe"])
+def test_special_tokens_that_text_can_produce_are_refused(special):
+    """'Ġ' or a merge like 'Ġthe' as a special token shared its id with ordinary text: decode(encode("a  b"))
+    gave 'aĠĠb', and skip_special_tokens dropped real spaces."""
+    with pytest.raises(ValueError, match="also an ordinary token"):
+        BPETokenizer.train("the cat the dog " * 20, 270, special_tokens=[special])
+
+
+def test_vocab_ids_with_gaps_are_refused():
+    tok = BPETokenizer.train("the cat the dog " * 20, 262)
+    vocab = tok.vocab
+    vocab["<|far|>"] = 99_999  # vocab_size would have been 100,000
+    with pytest.raises(ValueError, match="without gaps"):
+        BPETokenizer(vocab, tok.merges, ["<|far|>"])
+
+
+@pytest.mark.parametrize("texts", [[], "", "   \n", "<|endoftext|>"])
+def test_no_text_to_train_on_is_an_error(texts):
+    for backend in ("python", "hf"):
+        with pytest.raises(ValueError, match="no text to train on"):
+            BPETokenizer.train(texts, 300, special_tokens=["<|endoftext|>"], backend=backend)

@@ -106,3 +106,14 @@ def test_malformed_vocab_is_refused(vocab):
     data["model"]["vocab"] = vocab
     with pytest.raises(ValueError, match="model.vocab must map"):
         CharTokenizer.from_hf_dict(data)
+
+
+def test_empty_training_text_and_skipped_bad_ids():
+    with pytest.raises(ValueError, match="no text to train on"):
+        CharTokenizer.train([])
+    with pytest.raises(ValueError, match="no text to train on"):
+        CharTokenizer.train("<s>", special_tokens=["<s>"])
+    tok = CharTokenizer.train("abc", special_tokens=["<s>"])
+    with pytest.raises(ValueError, match="not in the vocabulary"):  # used to vanish with skip_special_tokens
+        tok.decode([1, 99, 2], skip_special_tokens=True)
+    assert tok.decode([1, 3, 2], skip_special_tokens=True) == "bc"

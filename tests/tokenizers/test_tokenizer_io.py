@@ -7,7 +7,13 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models, normalizers, pre_tokenizers, trainers
 
-from minitransformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
+from minitransformer.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    UnigramTokenizer,
+    WordPieceTokenizer,
+    load_tokenizer,
+)
 from minitransformer.tokenizers import unigram as unigram_module
 from minitransformer.tokenizers import wordpiece as wordpiece_module
 
@@ -111,3 +117,21 @@ def test_loading_with_the_wrong_class_is_a_clear_error(bpe, tmp_path):
     bpe.save(path)
     with pytest.raises(ValueError, match=r"bpe\.json.*CharTokenizer.*WordLevel"):
         CharTokenizer.load(path)
+
+
+def test_saving_onto_a_folder_or_failing_midway_leaves_no_temp_file(tmp_path):
+    tok = CharTokenizer.train("abc")
+    with pytest.raises(IsADirectoryError, match="tokenizer.json"):
+        tok.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    bad = CharTokenizer.train("ab\ud800")  # a lone surrogate cannot be written as UTF-8
+    with pytest.raises(UnicodeEncodeError):
+        bad.save(tmp_path / "t.json")
+    assert list(tmp_path.iterdir()) == []  # no t.json.tmp left behind
+
+
+def test_vocab_sizes_the_trainer_cannot_allocate_are_refused():
+    """2**31 - 1 made the tokenizers trainer try to allocate ~141 GB and abort the process."""
+    for cls in (BPETokenizer, WordPieceTokenizer, UnigramTokenizer):
+        with pytest.raises(ValueError, match="above the 1,048,576"):
+            cls.train(["the cat sat"] * 5, vocab_size=2**31 - 1)
