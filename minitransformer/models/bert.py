@@ -135,6 +135,8 @@ class Bert(nn.Module):
         cfg = self.config
         check_ids(input_ids, cfg.vocab_size, "input_ids")
         B, T = input_ids.shape
+        if B == 0 or T == 0:
+            raise ValueError(f"input_ids must hold at least one row and one token, got shape {(B, T)}")
         if T > cfg.max_seq_len:
             raise ValueError(f"input_ids has {T} positions, more than the position table holds "
                              f"(max_seq_len={cfg.max_seq_len}); truncate the input")

@@ -195,9 +195,14 @@ class GPT(nn.Module):
             # positions come from its running sum: a 2 or a 0.9 would shift them silently
             if not compiling and attention_mask.numel() and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
                 raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
-        if position_ids is not None and (position_ids.dim() != 2 or position_ids.shape[1] != T
-                                         or position_ids.shape[0] not in (1, B)):
-            raise ValueError(f"position_ids must have shape (batch or 1, {T}), got {tuple(position_ids.shape)}")
+        if position_ids is not None:
+            if not isinstance(position_ids, torch.Tensor) or position_ids.dtype not in (torch.int64, torch.int32):
+                raise TypeError(f"position_ids must be a torch.long tensor, got "
+                                f"{getattr(position_ids, 'dtype', type(position_ids).__name__)}")
+            if position_ids.dim() != 2 or position_ids.shape[1] != T or position_ids.shape[0] not in (1, B):
+                raise ValueError(f"position_ids must have shape (batch or 1, {T}), got {tuple(position_ids.shape)}")
+            if not compiling and position_ids.numel() and int(position_ids.min()) < 0:
+                raise ValueError(f"position_ids must be >= 0, got {int(position_ids.min())}")
         return B, T
 
     # ---- generation ---------------------------------------------------------------------------

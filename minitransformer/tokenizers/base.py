@@ -118,8 +118,10 @@ class Tokenizer(ABC):
             raise TypeError("encode_batch expects a list of texts, not a single str")
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-        seqs = [self.encode(t) if isinstance(t, str) else list(t) for t in texts]
+        seqs = [self.encode(t) if isinstance(t, str) else [as_token_id(i) for i in t] for t in texts]
         if max_length is not None:
+            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+                raise ValueError(f"max_length must be an integer >= 1, got {max_length!r}")
             for i, s in enumerate(seqs):
                 if len(s) > max_length:
                     if not truncation:
@@ -142,7 +144,11 @@ class Tokenizer(ABC):
         a = self.encode(text_a)
         b = self.encode(text_b) if text_b is not None else []
         if max_length is not None:
-            a, b = truncate_longest_first(a, b, max_length - (3 if text_b is not None else 2))
+            specials = 3 if text_b is not None else 2  # [CLS] a [SEP] (b [SEP])
+            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < specials:
+                raise ValueError(f"max_length must be an integer >= {specials} (room for [CLS] and [SEP]), "
+                                 f"got {max_length!r}")
+            a, b = truncate_longest_first(a, b, max_length - specials)
         ids = [cls_id] + a + [sep_id]
         types = [0] * len(ids)
         if text_b is not None:
@@ -175,7 +181,7 @@ class Tokenizer(ABC):
         data = read_tokenizer_json(path)
         try:
             return cls.from_hf_dict(data, **kwargs)
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field of the wrong type
             raise ValueError(f"{path}: cannot load as {cls.__name__}: {e}") from e
 
     def hf_tokenizer(self) -> HFTokenizer:

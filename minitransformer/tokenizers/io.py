@@ -40,6 +40,6 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         raise ValueError(f"{path}: tokenizer model type {kind!r} is not supported; expected one of {MODEL_TYPES}")
     try:
         return cls.from_hf_dict(data)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field of the wrong type
         detail = f"missing field {e}" if isinstance(e, KeyError) else str(e)
         raise ValueError(f"{path}: cannot read this {kind} tokenizer: {detail}") from e

@@ -178,6 +178,8 @@ def test_bad_input_ids_and_too_long():
         model(torch.tensor([[1, 512]]))
     with pytest.raises(TypeError, match="integer"):
         model(torch.ones(1, 4))
+    with pytest.raises(ValueError, match="at least one row and one token"):  # was an IndexError in the pooler
+        model(torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="batch, seq_len"):
         model(torch.ones(4, dtype=torch.long))
     with pytest.raises(ValueError, match="max_seq_len=128"):

@@ -229,6 +229,10 @@ def test_bad_input_is_a_clear_error():
         model(torch.ones(1, 1, dtype=torch.long), labels=torch.ones(1, 1, dtype=torch.long))
     with pytest.raises(TypeError, match="torch.long"):  # the lookup would fail deep inside torch
         model(torch.ones(1, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="position_ids must be >= 0"):  # was an IndexError
+        model(torch.ones(1, 2, dtype=torch.long), position_ids=torch.tensor([[-1, 0]]))
+    with pytest.raises(TypeError, match="position_ids must be a torch.long"):
+        model(torch.ones(1, 2, dtype=torch.long), position_ids=torch.tensor([[0.0, 1.0]]))
 
 
 # ---- optimizer groups -------------------------------------------------------------------------

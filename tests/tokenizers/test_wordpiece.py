@@ -20,6 +20,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 from minitransformer.tokenizers.base import BERT_SPECIAL_TOKENS
+from minitransformer.tokenizers.char import CharTokenizer
 from minitransformer.tokenizers.wordpiece import (
     WordPieceTokenizer,
     bert_normalize,
@@ -413,3 +414,29 @@ def test_id_out_of_range_is_a_clear_error(bert):
 @given(st.lists(st.text(alphabet="ab é\u0301\n\t[CLS]中", max_size=8), max_size=8))
 def test_encode_iterable_equals_encode_of_the_joined_text(bert, chunks):
     assert list(bert.encode_iterable(chunks)) == bert.encode("".join(chunks))
+
+
+def test_framing_lengths_below_what_the_specials_need_are_refused(bert):
+    """max_length=2 for a pair used to return 3 ids; -1 silently dropped a token; 1.5 became 1."""
+    with pytest.raises(ValueError, match="max_length must be an integer >= 3"):
+        bert.encode_pair("hello world", "the fox", max_length=2)
+    with pytest.raises(ValueError, match="max_length must be an integer >= 2"):
+        bert.encode_pair("hello world", max_length=0)
+    with pytest.raises(ValueError, match="max_length must be an integer >= 1"):
+        bert.encode_batch(["hello world"], max_length=-1, truncation=True)
+    with pytest.raises(TypeError, match="token ids must be integers"):
+        bert.encode_batch([[1.5, 2]])
+    assert len(bert.encode_pair("hello world", "the fox", max_length=3)["input_ids"]) == 3
+
+
+def test_a_field_of_the_wrong_type_in_a_file_is_a_value_error(tmp_path):
+    from minitransformer.tokenizers import load_tokenizer
+
+    data = CharTokenizer.train("abc").to_hf_dict()
+    data["pre_tokenizer"] = "x"  # used to raise AttributeError: 'str' object has no attribute 'get'
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="t.json"):
+        load_tokenizer(path)
+    with pytest.raises(ValueError, match="t.json"):
+        CharTokenizer.load(path)
