@@ -214,17 +214,18 @@ class UnigramTokenizer(Tokenizer):
                     if self.unk_id is None:
                         raise ValueError(f"cannot encode {word[start]!r}: not in the vocabulary and no <unk> piece")
                     best_score[start + 1], best_start[start + 1], best_id[start + 1] = score, start, self.unk_id
-        # walk back from the end, fusing runs of <unk> into one substring
-        out: list[tuple[str, int]] = []
+        # walk back from the end, fusing runs of <unk> into one substring (kept as positions, cut
+        # once at the end: prepending strings would make a long run of unknown characters quadratic)
+        spans: list[tuple[int, int, int]] = []  # (start, end, piece id), last piece first
         end = n
         while end > 0:
             start = best_start[end]
-            if best_id[end] == self.unk_id and out and out[-1][1] == self.unk_id:
-                out[-1] = (word[start:end] + out[-1][0], self.unk_id)
+            if best_id[end] == self.unk_id and spans and spans[-1][2] == self.unk_id:
+                spans[-1] = (start, spans[-1][1], self.unk_id)  # the <unk> run grows leftwards
             else:
-                out.append((word[start:end], best_id[end]))
+                spans.append((start, end, best_id[end]))
             end = start
-        return out[::-1]
+        return [(word[a:b], pid) for a, b, pid in reversed(spans)]
 
     def word_to_ids(self, word: str) -> list[int]:
         ids: list[int] = []
