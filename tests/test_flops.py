@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from minitransformer.flops import t5_flops_per_step
-from minitransformer.models.config import T5Config
+from minitransformer.flops import gpt_flops_per_token, mfu, t5_flops_per_step
+from minitransformer.models.config import BertConfig, GPTConfig, T5Config
 from minitransformer.models.t5 import T5
 
 
@@ -23,3 +23,22 @@ def test_t5_flops_per_step_equals_counted_matmul_flops(kw):
     with FlopCounterMode(display=False) as counter:
         model(x, labels=y).loss.backward()
     assert counter.get_total_flops() == t5_flops_per_step(cfg, B, S, T)
+
+
+def test_nonsense_sizes_are_refused():
+    """A negative length gave a negative FLOP count, a BERT config a GPT count, a NaN speed a NaN MFU."""
+    gpt, t5 = GPTConfig.preset("tiny"), T5Config.preset("tiny")
+    for bad in (0, -5, 1.5):
+        with pytest.raises(ValueError, match="seq_len"):
+            gpt_flops_per_token(gpt, bad)
+    with pytest.raises(ValueError, match="max_seq_len"):
+        gpt_flops_per_token(gpt, gpt.max_seq_len + 1)
+    with pytest.raises(TypeError, match="GPTConfig"):
+        gpt_flops_per_token(BertConfig.preset("tiny"))
+    with pytest.raises(ValueError, match="batch"):
+        t5_flops_per_step(t5, -1, 128, 32)
+    with pytest.raises(TypeError, match="T5Config"):
+        t5_flops_per_step(gpt, 1, 8, 8)
+    for args in ((-5.0, 1.0, 1.0), (float("nan"), 1.0, 1.0), (1.0, 1.0, float("inf")), (1.0, 1.0, 0.0)):
+        with pytest.raises(ValueError):
+            mfu(*args)

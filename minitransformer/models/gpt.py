@@ -112,8 +112,12 @@ class GPT(nn.Module):
             need_weights: also return each layer's attention weights (manual attention, slower).
             last_only: compute logits for the last position only (generation: saves the LM head).
         """
+        if cache is not None and (not isinstance(cache, DecoderCache) or len(cache.self_attn) != self.config.n_layers):
+            raise ValueError("cache must be this model's own DecoderCache (from model.new_cache()), one entry a layer")
         past = 0 if cache is None else cache.length
         B, T = self._check_inputs(input_ids, labels, attention_mask, position_ids, past)
+        if past and cache.self_attn[0].k.shape[0] != B:
+            raise ValueError(f"the cache holds {cache.self_attn[0].k.shape[0]} rows but input_ids has {B}")
         if labels is not None and last_only:
             raise ValueError("last_only=True computes one position's logits; it cannot be combined with labels")
         device = input_ids.device

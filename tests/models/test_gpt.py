@@ -229,6 +229,12 @@ def test_bad_input_is_a_clear_error():
         model(torch.ones(1, 1, dtype=torch.long), labels=torch.ones(1, 1, dtype=torch.long))
     with pytest.raises(TypeError, match="torch.long"):  # the lookup would fail deep inside torch
         model(torch.ones(1, 3, dtype=torch.uint8))
+    cache = model.new_cache()
+    model(torch.ones(2, 3, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="the cache holds 2 rows but input_ids has 1"):  # was a torch.cat error
+        model(torch.ones(1, 1, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="DecoderCache"):  # a cache of another depth was an IndexError
+        model(torch.ones(1, 1, dtype=torch.long), cache=tiny(n_layers=3).new_cache())
     with pytest.raises(ValueError, match="position_ids must be >= 0"):  # was an IndexError
         model(torch.ones(1, 2, dtype=torch.long), position_ids=torch.tensor([[-1, 0]]))
     with pytest.raises(TypeError, match="position_ids must be a torch.long"):
