@@ -400,6 +400,7 @@ class UnigramTokenizer(Tokenizer):
             raise ValueError(f"shrinking_factor must be in (0, 1), got {shrinking_factor}")
         texts = as_training_texts(texts)
         special_tokens = check_special_tokens(special_tokens)
+        check_special_tokens([unk_token])  # a str, not empty: "" would make every unknown word vanish
         if unk_token not in special_tokens:
             special_tokens.append(unk_token)
         n_fixed = len(special_tokens) + (len(BYTE_PIECES) if byte_fallback else 0)

@@ -426,6 +426,7 @@ class WordPieceTokenizer(Tokenizer):
         check_backend(backend)
         check_vocab_size(vocab_size)
         texts = as_training_texts(texts)
+        check_special_tokens([unk_token])  # a str, not empty: "" would make every unknown word vanish
         special_tokens = check_special_tokens(special_tokens)
         if unk_token not in special_tokens:
             special_tokens.insert(0, unk_token)

@@ -338,3 +338,14 @@ def test_train_accepts_a_single_string_or_lines():
         b = UnigramTokenizer.train(iter([text]), 40, special_tokens=["<unk>"])
     assert a.pieces == b.pieces
     assert a.decode(a.encode("the cat sat")) == "the cat sat"
+
+
+@pytest.mark.parametrize("unk, error", [("", ValueError), (None, TypeError)])
+def test_a_bad_unk_token_is_refused_by_both_trainers(unk, error):
+    """unk_token="" made WordPiece's hf backend turn every unknown word into nothing."""
+    from minitransformer.tokenizers import WordPieceTokenizer
+
+    for cls in (WordPieceTokenizer, UnigramTokenizer):
+        for backend in ("python", "hf"):
+            with pytest.raises(error):
+                cls.train(["hello world the cat"] * 20, 60, backend=backend, unk_token=unk)
