@@ -11,7 +11,7 @@ characters back without spaces, so ``tokenizers.Tokenizer.from_file`` gives the 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from minitransformer.tokenizers.base import (
     Tokenizer,
@@ -111,6 +111,30 @@ class CharTokenizer(Tokenizer):
                     idx = unk_id
                 ids.append(idx)
         return ids
+
+    def encode_iterable(self, lines: Iterable[str]) -> Iterator[int]:
+        """``encode("".join(lines))`` in bounded memory, even when a special token is split between pieces.
+
+        Characters are encoded as they come, except a short tail that could be the start of a
+        special token: it waits for the next piece.
+        """
+        if self._special_pattern is None:
+            for line in lines:
+                yield from self.encode(line)
+            return
+        hold = max(len(t) for t in self.special_tokens) - 1  # the longest possible unfinished special token
+        buffer = ""
+        for line in lines:
+            if not isinstance(line, str):
+                raise TypeError(f"encode_iterable expects str pieces, got {type(line).__name__}")
+            buffer += line
+            cut = max(0, len(buffer) - hold)
+            for match in self._special_pattern.finditer(buffer):
+                if match.start() < cut < match.end():  # never cut through a special token
+                    cut = match.start()
+            yield from self.encode(buffer[:cut])
+            buffer = buffer[cut:]
+        yield from self.encode(buffer)
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         if isinstance(ids, (str, bytes)):

@@ -117,3 +117,14 @@ def test_empty_training_text_and_skipped_bad_ids():
     with pytest.raises(ValueError, match="not in the vocabulary"):  # used to vanish with skip_special_tokens
         tok.decode([1, 99, 2], skip_special_tokens=True)
     assert tok.decode([1, 3, 2], skip_special_tokens=True) == "bc"
+
+
+@given(st.lists(st.sampled_from(["a", "b", " ", "[SEP]", "[CLS]", "<s>", "[", "S"]), max_size=30),
+       st.lists(st.integers(0, 200), max_size=8))
+def test_streaming_equals_encoding_the_whole_text_even_across_special_tokens(parts, cuts):
+    """Pieces cut anywhere, through special tokens too ("[SE" + "P]"), give encode's ids."""
+    tok = CharTokenizer.train("ab [S]EPCL<>s", special_tokens=["[SEP]", "[CLS]", "<s>"])
+    text = "".join(parts)
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    assert list(tok.encode_iterable(pieces)) == tok.encode(text)
