@@ -87,7 +87,10 @@ def sample_next_token(logits: torch.Tensor, do_sample: bool = True, temperature:
     """
     if not do_sample or temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    # The row's maximum is subtracted first (softmax does not change): divided by a tiny temperature,
+    # raw logits overflow to inf, and inf - inf is NaN; shifted ones only go to -inf, which is fine.
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None:
         logits = filter_top_k(logits, top_k)
     if top_p is not None:

@@ -100,6 +100,7 @@ def test_zero_and_tiny_temperature_equal_greedy(seed):
     assert torch.equal(sample_next_token(logits, temperature=0.0), greedy)
     assert torch.equal(sample_next_token(logits, do_sample=False, temperature=3.0, top_k=2), greedy)
     assert torch.equal(sample_next_token(logits, temperature=1e-4, generator=g), greedy)
+    assert torch.equal(sample_next_token(logits, temperature=1e-40, generator=g), greedy)  # used to be NaN
 
 
 def test_temperature_zero_generation_equals_greedy():
