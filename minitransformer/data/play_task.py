@@ -52,8 +52,10 @@ def make_play_classification(
         raise ValueError(f"unknown play titles {unknown}; the embedded plays are {list(plays)}")
     if len(set(titles)) < 2:
         raise ValueError(f"classification needs at least 2 different plays, got {titles}")
-    if lines_per_passage < 1:
-        raise ValueError(f"lines_per_passage must be >= 1, got {lines_per_passage}")
+    if len(set(titles)) != len(titles):  # one play under two labels: the same passages in two classes
+        raise ValueError(f"each play may be listed once, got {titles}")
+    if isinstance(lines_per_passage, bool) or not isinstance(lines_per_passage, int) or lines_per_passage < 1:
+        raise ValueError(f"lines_per_passage must be an integer >= 1, got {lines_per_passage!r}")
     if not 1 <= test_blocks < n_blocks:
         raise ValueError(f"need 1 <= test_blocks < n_blocks, got test_blocks={test_blocks}, n_blocks={n_blocks}")
 
@@ -65,6 +67,9 @@ def make_play_classification(
         passages = [" ".join(lines[i:i + lines_per_passage])
                     for i in range(0, len(lines) - lines_per_passage + 1, lines_per_passage)]
         n = len(passages)
+        if n < n_blocks:  # some blocks would be empty, and the test set could be too
+            raise ValueError(f"{title!r} has {n} passages of {lines_per_passage} lines, fewer than n_blocks={n_blocks}; "
+                             "use shorter passages or fewer blocks")
         chosen = set(rng.sample(range(n_blocks), test_blocks))
         in_test = [j * n_blocks // n in chosen for j in range(n)]
         for j, text in enumerate(passages):
@@ -96,12 +101,14 @@ class NaiveBayes:
     """
 
     def __init__(self, alpha: float = 1.0):
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < float("inf"):
+            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")  # NaN predicted class 0 always
         self.alpha = alpha
 
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> NaiveBayes:
         """Count words per class; ``labels`` are class indices 0..C-1."""
+        if not texts or len(texts) != len(labels):
+            raise ValueError(f"fit needs as many labels as texts, and at least one; got {len(texts)} and {len(labels)}")
         self.vocab = {w: i for i, w in enumerate(sorted({w for t in texts for w in bag_of_words(t)}))}
         n_classes = max(labels) + 1
         counts = np.zeros((n_classes, len(self.vocab)))                 # (C, V)
@@ -114,6 +121,8 @@ class NaiveBayes:
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """The most probable class index of each text, (N,)."""
+        if not hasattr(self, "log_prior"):
+            raise ValueError("NaiveBayes.predict before fit: call fit(texts, labels) first")
         scores = np.empty((len(texts), len(self.log_prior)))            # (N, C)
         for row, text in enumerate(texts):
             word_ids = [self.vocab[w] for w in bag_of_words(text) if w in self.vocab]

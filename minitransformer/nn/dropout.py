@@ -20,8 +20,8 @@ from torch import nn
 
 def check_probability(p: float) -> None:
     """Raise unless 0 <= p <= 1 (NaN included, which ``torch.nn.Dropout`` lets through)."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be a number in [0, 1], got {p!r}")
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

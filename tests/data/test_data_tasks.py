@@ -162,3 +162,17 @@ def test_play_task_errors():
         make_play_classification(titles=["Hamlet"])
     with pytest.raises(ValueError, match="test_blocks"):
         make_play_classification(n_blocks=2, test_blocks=2)
+    with pytest.raises(ValueError, match="listed once"):  # two labels for one play shared 588 passages
+        make_play_classification(titles=["Hamlet", "Hamlet", "Macbeth"])
+    with pytest.raises(ValueError, match="fewer than n_blocks"):  # used to give empty train and test sets
+        make_play_classification(titles=["Hamlet", "Macbeth"], lines_per_passage=10**6)
+
+
+def test_naive_bayes_errors():
+    for alpha in (float("nan"), float("inf"), 0, True):  # NaN always predicted class 0
+        with pytest.raises(ValueError, match="alpha"):
+            NaiveBayes(alpha=alpha)
+    with pytest.raises(ValueError, match="at least one"):
+        NaiveBayes().fit([], [])
+    with pytest.raises(ValueError, match="before fit"):
+        NaiveBayes().predict(["a text"])

@@ -70,7 +70,7 @@ def test_module_follows_train_and_eval_modes():
     assert torch.equal(layer(x), x)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), "0.1", None, True])  # a str or None was a bare TypeError
 def test_bad_probability_is_a_clear_error(p):
     with pytest.raises(ValueError, match="dropout probability"):
         dropout(torch.ones(3), p)
