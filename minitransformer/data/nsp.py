@@ -26,6 +26,7 @@ Label convention, as in Hugging Face's ``BertForPreTraining``: ``nsp_labels`` is
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -155,6 +156,12 @@ def nsp_batch(
     0 = IsNext, 1 = NotNext. Apply ``mask_tokens`` to ``input_ids`` afterwards for MLM."""
     if not pairs:
         raise ValueError("nsp_batch needs at least one pair")
+    for i, (a, b, is_next) in enumerate(pairs):
+        if not isinstance(is_next, bool):  # the string "False" is truthy: it would be labelled IsNext
+            raise TypeError(f"pair {i}: is_next must be True or False, got {is_next!r}")
+        for ids in (a, b):
+            if any(isinstance(t, bool) or not isinstance(t, numbers.Integral) for t in ids):  # 1.9 would become 1
+                raise TypeError(f"pair {i}: token ids must be integers")
     framed = [frame_pair(a, b, cls_id, sep_id, max_len) for a, b, _ in pairs]
     L = max(len(ids) for ids, _ in framed)
     input_ids = torch.full((len(pairs), L), pad_id, dtype=torch.long)    # (N, L)

@@ -124,3 +124,7 @@ def test_bad_input_raises():
         make_nsp_pairs([[[1]], [[2]]], next_probability=2.0)
     with pytest.raises(ValueError, match="at least one pair"):
         nsp_batch([], CLS, SEP, PAD)
+    with pytest.raises(TypeError, match="is_next must be True or False"):  # "False" is truthy: IsNext
+        nsp_batch([([5], [6], "False")], CLS, SEP, PAD)
+    with pytest.raises(TypeError, match="token ids must be integers"):  # 1.9 used to become 1
+        nsp_batch([([1.9], [6], True)], CLS, SEP, PAD)
