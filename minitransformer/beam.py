@@ -30,6 +30,8 @@ from collections.abc import Callable
 
 import torch
 
+from minitransformer.checks import check_number
+
 StepFn = Callable[[torch.Tensor], torch.Tensor]
 NEG = -1.0e9  # "impossible" score; large but finite so that sums stay ordered
 
@@ -74,9 +76,7 @@ def beam_search(
         raise ValueError(f"num_beams must be an integer >= 1, got {num_beams!r}")
     if early_stopping not in (True, False, "never"):
         raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
-    if (isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float))
-            or not -100 <= length_penalty <= 100):  # NaN fails too; beyond ±100, len ** penalty overflows
-        raise ValueError(f"length_penalty must be a number in [-100, 100], got {length_penalty!r}")
+    check_number("length_penalty", length_penalty, -100, 100)  # beyond ±100, len ** penalty overflows
     B, P = input_ids.shape
     K, device = num_beams, input_ids.device
     max_len = P + max_new_tokens

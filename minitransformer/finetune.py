@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minitransformer.checks import check_int, check_number, check_texts
 from minitransformer.embedding_search import mean_pool
 from minitransformer.models.bert import Bert
 from minitransformer.models.heads import ClassificationHead
@@ -97,29 +98,16 @@ class FinetuneConfig:
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
-        def finite(value: object) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        for name in ("lr", "epochs"):  # NaN and inf pass "> 0"
-            if not (finite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"FinetuneConfig.{name} must be a finite number > 0, got {getattr(self, name)!r}")
-        # a negative clip norm flips the gradients, and 0 freezes training
-        if not (finite(self.grad_clip) and self.grad_clip > 0):
-            raise ValueError(f"FinetuneConfig.grad_clip must be a finite number > 0, got {self.grad_clip!r}")
-        if not (finite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"FinetuneConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if self.time_budget_s is not None and not (finite(self.time_budget_s) and self.time_budget_s >= 0):
-            raise ValueError(f"FinetuneConfig.time_budget_s must be None or a finite number >= 0 (0: one step), "
-                             f"got {self.time_budget_s!r}")
+        for name in ("lr", "epochs", "grad_clip"):  # a negative clip norm flips the gradients, 0 freezes them
+            check_number(f"FinetuneConfig.{name}", getattr(self, name), 0, low_open=True)
+        check_number("FinetuneConfig.weight_decay", self.weight_decay, 0)
+        if self.time_budget_s is not None:  # 0: one step
+            check_number("FinetuneConfig.time_budget_s", self.time_budget_s, 0)
         for name in ("batch_size", "max_length", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"FinetuneConfig.{name} must be a positive integer, got {value!r}")
-        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
-                                           or self.max_steps < 1):
-            raise ValueError(f"FinetuneConfig.max_steps must be an integer >= 1 or None, got {self.max_steps!r}")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"FinetuneConfig.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+            check_int(f"FinetuneConfig.{name}", getattr(self, name), 1)
+        if self.max_steps is not None:
+            check_int("FinetuneConfig.max_steps", self.max_steps, 1)
+        check_number("FinetuneConfig.warmup_fraction", self.warmup_fraction, 0, 1, high_open=True)
 
 
 @dataclass
@@ -132,9 +120,7 @@ class FinetuneResult:
 
 def encode_examples(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """``[CLS] text [SEP]`` ids per text, cut to ``max_length`` tokens."""
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):  # a str would be read char by char
-        raise TypeError("texts must be a list of strings")
-    return [tokenizer.encode_pair(t, max_length=max_length)["input_ids"] for t in texts]
+    return [tokenizer.encode_pair(t, max_length=max_length)["input_ids"] for t in check_texts("texts", texts)]
 
 
 def _batch(tokenizer: Tokenizer, ids: list[list[int]], rows: Sequence[int],
@@ -147,8 +133,7 @@ def _batch(tokenizer: Tokenizer, ids: list[list[int]], rows: Sequence[int],
 def predict(model: SequenceClassifier, tokenizer: Tokenizer, texts: Sequence[str], max_length: int = 128,
             batch_size: int = 64) -> torch.Tensor:
     """Predicted class index of each text, (N,) long. Batches texts of similar length together."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size, 1)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -16,21 +16,17 @@ never a datasheet number: on a shared 2-core CPU or a throttled GPU the datashee
 """
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 
-
-def _check_sizes(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+from minitransformer.checks import check_int, check_number
 
 
 def flops_per_token(n_params: int, n_layers: int, seq_len: int, d_model: int) -> int:
     """Training FLOPs per token: ``6·N + 12·L·T·d`` (see module docstring for what N counts)."""
-    _check_sizes(n_params=n_params, n_layers=n_layers, seq_len=seq_len, d_model=d_model)
+    for name, value in (("n_params", n_params), ("n_layers", n_layers), ("seq_len", seq_len), ("d_model", d_model)):
+        check_int(name, value, 1)
     return 6 * n_params + 12 * n_layers * seq_len * d_model
 
 
@@ -42,9 +38,7 @@ def gpt_flops_per_token(config, seq_len: int | None = None) -> int:
     if not isinstance(config, GPTConfig):
         raise TypeError(f"gpt_flops_per_token needs a GPTConfig, got {type(config).__name__}")
     seq_len = config.max_seq_len if seq_len is None else seq_len
-    _check_sizes(seq_len=seq_len)
-    if seq_len > config.max_seq_len:
-        raise ValueError(f"seq_len={seq_len} is longer than the model's max_seq_len={config.max_seq_len}")
+    check_int("seq_len (at most the model's max_seq_len)", seq_len, 1, config.max_seq_len)
     n = analytic_parameter_count(config) - config.max_seq_len * config.d_model
     return flops_per_token(n, config.n_layers, seq_len, config.d_model)
 
@@ -64,7 +58,8 @@ def t5_flops_per_step(config, batch: int, src_len: int, tgt_len: int) -> int:
 
     if not isinstance(config, T5Config):
         raise TypeError(f"t5_flops_per_step needs a T5Config, got {type(config).__name__}")
-    _check_sizes(batch=batch, src_len=src_len, tgt_len=tgt_len)
+    for name, value in (("batch", batch), ("src_len", src_len), ("tgt_len", tgt_len)):
+        check_int(name, value, 1)
     d, inner, d_ff = config.d_model, config.n_heads * config.d_kv, config.d_ff
     ffn = (3 if config.feed_forward == "gated-gelu" else 2) * d * d_ff
     enc_tokens, dec_tokens = batch * src_len, batch * tgt_len
@@ -120,9 +115,7 @@ def measure_matmul_peak(device: str | torch.device = "cpu", dtype: torch.dtype =
 
 def mfu(tokens_per_second: float, flops_per_tok: float, peak_flops: float) -> float:
     """Model FLOPs utilisation in [0, 1]: achieved model FLOP/s over the measured peak."""
-    for name, value, low in (("tokens_per_second", tokens_per_second, 0.0), ("flops_per_tok", flops_per_tok, 0.0)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if not (isinstance(peak_flops, (int, float)) and math.isfinite(peak_flops) and peak_flops > 0):
-        raise ValueError(f"peak_flops must be a finite number > 0, got {peak_flops}")
+    check_number("tokens_per_second", tokens_per_second, 0)
+    check_number("flops_per_tok", flops_per_tok, 0)
+    check_number("peak_flops", peak_flops, 0, low_open=True)
     return tokens_per_second * flops_per_tok / peak_flops

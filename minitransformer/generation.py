@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from minitransformer.nn.attention import check_padding_mask
 from minitransformer.nn.embeddings import check_ids
 
 Streamer = Callable[[torch.Tensor], Any]
@@ -211,11 +212,7 @@ def generate(
     if pad_token_id is not None and eos_token_id is None:
         raise ValueError("pad_token_id only fills finished rows; it needs eos_token_id")
     if attention_mask is not None:
-        if tuple(attention_mask.shape) != (B, T):
-            raise ValueError(f"attention_mask must have the shape of input_ids {(B, T)}, "
-                             f"got {tuple(attention_mask.shape)}")
-        if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+        check_padding_mask(attention_mask, (B, T))
         if not bool(attention_mask[:, -1].all()):
             raise ValueError("generation needs left padding: every row's last column must be a real token "
                              "(attention_mask[:, -1] == 1); see minitransformer.generation.left_pad")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from minitransformer.checks import check_int, check_number, check_texts
 from minitransformer.data.span_corruption import span_corruption_batch
 from minitransformer.data.sql_task import SqlDatabase, execution_match
 from minitransformer.data.tasks import TextPair
@@ -32,20 +33,6 @@ from minitransformer.optim import make_adamw
 from minitransformer.tokenizers import T5_SPECIAL_TOKENS, Tokenizer, UnigramTokenizer
 
 Batch = dict[str, torch.Tensor]
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-def _check_texts(name: str, texts: object) -> None:
-    """A list of strings, not one string (whose characters would pass for a list of texts)."""
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"{name} must hold strings, got a {type(text).__name__}")
 
 
 # ---- tokenizer -----------------------------------------------------------------------------
@@ -113,8 +100,8 @@ def encode_pairs(tokenizer: Tokenizer, pairs: Sequence[TextPair], max_source_len
         raise ValueError("encode_pairs needs at least one pair")
     if not all(isinstance(p, TextPair) for p in pairs):
         raise TypeError("encode_pairs needs TextPair(source, target) items")
-    _check_positive_int("max_source_len", max_source_len)
-    _check_positive_int("max_target_len", max_target_len)
+    check_int("max_source_len", max_source_len, 1)
+    check_int("max_target_len", max_target_len, 1)
 
     def encode(text: str, limit: int) -> list[int]:
         return tokenizer.encode(text)[: limit - 1] + [sp.eos]
@@ -176,7 +163,7 @@ def shuffled_batches(source: Batch | Callable[[], Batch], batch_size: int, seed:
     rows (span corruption draws new spans that way). Rows left over at the end of a pass (fewer than
     ``batch_size``) are dropped.
     """
-    _check_positive_int("batch_size", batch_size)
+    check_int("batch_size", batch_size, 1)
     rng = random.Random(seed)
     data: Batch = {}
     order: list[int] = []
@@ -216,19 +203,12 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every"):
-            _check_positive_int(name, getattr(self, name))
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
-
-        def number(value: object) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        if not (number(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if not (number(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if self.time_budget_s is not None and not (number(self.time_budget_s) and self.time_budget_s > 0):
-            raise ValueError(f"time_budget_s must be None or a finite number > 0, got {self.time_budget_s!r}")
+            check_int(name, getattr(self, name), 1)
+        check_int("warmup_steps", self.warmup_steps, 0)
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        if self.time_budget_s is not None:
+            check_number("time_budget_s", self.time_budget_s, 0, low_open=True)
 
     def progress(self, step: int, elapsed_s: float) -> float:
         """How far along training is, in [0, 1]."""
@@ -309,8 +289,8 @@ def predict(model: T5, tokenizer: Tokenizer, sources: Sequence[str], max_new_tok
             num_beams: int = 1, batch_size: int = 64, max_source_len: int = 64) -> list[str]:
     """Generate an answer for each source text (greedy or beam search), decoded to text."""
     sp = special_ids(tokenizer, model)
-    _check_texts("sources", sources)
-    _check_positive_int("batch_size", batch_size)
+    check_texts("sources", sources)
+    check_int("batch_size", batch_size, 1)
     model.eval()
     out: list[str] = []
     for i in range(0, len(sources), batch_size):
@@ -332,8 +312,8 @@ def word_accuracy(predictions: Sequence[str], targets: Sequence[str]) -> float:
     costs as much as a wrong one, and the score is 1 exactly when every line has the target's words.
     Exact match gives no credit to a ten-word line with one word wrong; this does.
     """
-    _check_texts("predictions", predictions)
-    _check_texts("targets", targets)
+    check_texts("predictions", predictions)
+    check_texts("targets", targets)
     if len(predictions) != len(targets):
         raise ValueError(f"got {len(predictions)} predictions for {len(targets)} targets")
     right = total = 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minitransformer.checks import check_int, check_number
 from minitransformer.data.corpus import dialogue_lines, load_plays
 
 
@@ -54,8 +55,7 @@ def make_play_classification(
         raise ValueError(f"classification needs at least 2 different plays, got {titles}")
     if len(set(titles)) != len(titles):  # one play under two labels: the same passages in two classes
         raise ValueError(f"each play may be listed once, got {titles}")
-    if isinstance(lines_per_passage, bool) or not isinstance(lines_per_passage, int) or lines_per_passage < 1:
-        raise ValueError(f"lines_per_passage must be an integer >= 1, got {lines_per_passage!r}")
+    check_int("lines_per_passage", lines_per_passage, 1)
     if not 1 <= test_blocks < n_blocks:
         raise ValueError(f"need 1 <= test_blocks < n_blocks, got test_blocks={test_blocks}, n_blocks={n_blocks}")
 
@@ -101,9 +101,7 @@ class NaiveBayes:
     """
 
     def __init__(self, alpha: float = 1.0):
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < float("inf"):
-            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")  # NaN predicted class 0 always
-        self.alpha = alpha
+        self.alpha = check_number("alpha", alpha, 0, low_open=True)  # NaN would predict class 0 always
 
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> NaiveBayes:
         """Count words per class; ``labels`` are class indices 0..C-1."""

@@ -18,10 +18,11 @@ sequence always ends with a noise span). Because the counts are fixed by the len
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
+
+from minitransformer.checks import check_int, check_number
 
 IGNORE_INDEX = -100
 
@@ -50,17 +51,8 @@ def _noise_counts(length: int, noise_density: float, mean_noise_span_length: flo
 
 
 def _check_noise_settings(noise_density: float, mean_noise_span_length: float) -> None:
-    """NaN fails the comparisons too; so does a huge span length (its loop would run for seconds)."""
-    if isinstance(noise_density, bool) or not isinstance(noise_density, (int, float)) or not 0.0 < noise_density < 1.0:
-        raise ValueError(f"noise_density must be in (0, 1), got {noise_density!r}")
-    if (isinstance(mean_noise_span_length, bool) or not isinstance(mean_noise_span_length, (int, float))
-            or not 1.0 <= mean_noise_span_length <= 1e6):
-        raise ValueError(f"mean_noise_span_length must be in [1, 1e6], got {mean_noise_span_length!r}")
-
-
-def _check_length(name: str, value: int, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_number("noise_density", noise_density, 0, 1, low_open=True, high_open=True)
+    check_number("mean_noise_span_length", mean_noise_span_length, 1, 1e6)  # longer spans: seconds of looping
 
 
 def random_spans_noise_mask(
@@ -74,7 +66,7 @@ def random_spans_noise_mask(
     At least one token is noise and at least one is kept (for ``length >= 2``); the runs start with
     kept tokens and end with noise. A sequence of one token is never corrupted.
     """
-    _check_length("length", length, 0)
+    check_int("length", length, 0)
     _check_noise_settings(noise_density, mean_noise_span_length)
     original_length = length
     length = max(length, 2)  # as in T5: one token is treated as two, then cut back below
@@ -127,11 +119,10 @@ def span_corruption(
         if ids.dim() != 1:
             raise ValueError(f"ids must be 1-D, got shape {tuple(ids.shape)}")
         ids = ids.tolist()
-    for name, values in (("ids", ids), ("sentinel_ids", sentinel_ids), ("eos_id", [eos_id])):
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0]
-        if bad:  # int(3.7) would quietly make a token 3
-            raise ValueError(f"{name} must hold non-negative integer ids, got {bad[0]!r}")
-    ids, sentinel_ids, eos_id = [int(t) for t in ids], [int(t) for t in sentinel_ids], int(eos_id)
+    # each id an integer >= 0: int(3.7) would quietly make a token 3
+    ids = [check_int("ids", t, 0) for t in ids]
+    sentinel_ids = [check_int("sentinel_ids", t, 0) for t in sentinel_ids]
+    eos_id = check_int("eos_id", eos_id, 0)
     if len(set(sentinel_ids)) != len(sentinel_ids) or eos_id in sentinel_ids:
         raise ValueError("sentinel_ids must be distinct ids, none of them eos_id")
     noise = random_spans_noise_mask(len(ids), noise_density, mean_noise_span_length, generator)
@@ -195,7 +186,7 @@ def compute_span_corruption_lengths(
     the figures of the T5 paper's setting. The counts are those ``span_corruption`` uses, so the
     result is exact; it equals T5's except for tiny inputs, where T5 allows zero spans.
     """
-    _check_length("inputs_length (a token, a sentinel and eos at least)", inputs_length, 3)
+    check_int("inputs_length (a token, a sentinel and eos at least)", inputs_length, 3)
     _check_noise_settings(noise_density, mean_noise_span_length)
 
     def lengths(tokens_length: int) -> tuple[int, int]:

@@ -33,7 +33,7 @@ from torch import nn
 
 from minitransformer.models.config import BertConfig
 from minitransformer.models.heads import ClassificationHead, DiscriminatorHead, MLMHead, Pooler
-from minitransformer.nn.attention import padding_bias
+from minitransformer.nn.attention import check_padding_mask, padding_bias
 from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.embeddings import (
     LearnedPositionalEmbedding,
@@ -146,13 +146,7 @@ class Bert(nn.Module):
                 raise ValueError(f"token_type_ids must have the shape of input_ids {(B, T)}, "
                                  f"got {tuple(token_type_ids.shape)}")
         if attention_mask is not None:
-            if not isinstance(attention_mask, torch.Tensor):
-                raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
-            if attention_mask.shape != input_ids.shape:
-                raise ValueError(f"attention_mask must have the shape of input_ids {(B, T)} "
-                                 f"(1 = real token, 0 = padding), got {tuple(attention_mask.shape)}")
-            if ((attention_mask != 0) & (attention_mask != 1)).any():
-                raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+            check_padding_mask(attention_mask, (B, T))
 
     def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Positions fed to the position table: (1, T) for BERT, (B, T) for RoBERTa-style numbering.

@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
+from minitransformer.checks import check_int, check_number
 from minitransformer.nn.attention import BACKENDS
 from minitransformer.nn.feedforward import ACTIVATIONS
 from minitransformer.nn.position import check_bucket_settings
@@ -47,21 +48,12 @@ def _flag(cfg: Any, *names: str) -> None:
             raise TypeError(f"{type(cfg).__name__}.{name} must be True or False, got {value!r}")
 
 
-def _norm_eps(cfg: Any) -> None:
-    value = cfg.norm_eps
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ValueError(f"{type(cfg).__name__}.norm_eps must be a finite number > 0, got {value!r}")
-
-
 def _token_id(cfg: Any, *names: str, optional: bool = False) -> None:
     """An id in [0, vocab_size) (or None where ``optional``)."""
     for name in names:
         value = getattr(cfg, name)
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < cfg.vocab_size:
-            raise ValueError(f"{type(cfg).__name__}.{name}={value!r} must be an integer id in [0, {cfg.vocab_size})"
-                             + (" or None" if optional else ""))
+        if not (value is None and optional):
+            check_int(f"{type(cfg).__name__}.{name}", value, 0, cfg.vocab_size - 1)
 
 
 def _choice(cfg: Any, name: str, allowed: tuple[str, ...]) -> None:
@@ -135,7 +127,7 @@ class GPTConfig(_Config):
         _probability(self, "dropout")
         _choice(self, "activation", ACTIVATIONS)
         _choice(self, "attention_backend", BACKENDS)
-        _norm_eps(self)
+        check_number("GPTConfig.norm_eps", self.norm_eps, 0, low_open=True)
         _flag(self, "bias", "tie_embeddings")
         _token_id(self, "eos_token_id", optional=True)
 
@@ -194,11 +186,10 @@ class BertConfig(_Config):
         _probability(self, "dropout")
         _choice(self, "activation", ACTIVATIONS)
         _choice(self, "attention_backend", BACKENDS)
-        _norm_eps(self)
+        check_number("BertConfig.norm_eps", self.norm_eps, 0, low_open=True)
         _flag(self, "pooler", "mlm_head", "nsp_head", "discriminator_head")
         _token_id(self, "pad_token_id")
-        if isinstance(self.position_offset, bool) or not isinstance(self.position_offset, int) or self.position_offset < 0:
-            raise ValueError(f"BertConfig.position_offset must be >= 0, got {self.position_offset}")
+        check_int("BertConfig.position_offset", self.position_offset, 0)
         if self.nsp_head and not self.pooler:
             raise ValueError("BertConfig.nsp_head needs pooler=True (NSP classifies the pooled [CLS] vector)")
 
@@ -254,6 +245,6 @@ class T5Config(_Config):
                                   bidirectional=True)
         except ValueError as err:
             raise ValueError(f"T5Config relative_attention_num_buckets / relative_attention_max_distance: {err}") from None
-        _norm_eps(self)
+        check_number("T5Config.norm_eps", self.norm_eps, 0, low_open=True)
         _flag(self, "tie_embeddings")
         _token_id(self, "pad_token_id", "eos_token_id", "decoder_start_token_id")

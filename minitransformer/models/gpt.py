@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minitransformer.models.config import GPTConfig
-from minitransformer.nn.attention import padding_bias
+from minitransformer.nn.attention import check_padding_mask, padding_bias
 from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.embeddings import LearnedPositionalEmbedding, TokenEmbedding, check_ids
 from minitransformer.nn.layers import DecoderCache, DecoderLayer
@@ -159,9 +159,15 @@ class GPT(nn.Module):
                 real = attention_mask[:, past:] != 0  # (B, T)
                 scored = real & F.pad(real[:, 1:], (0, 1), value=False)
                 targets = targets.masked_fill(~scored, IGNORE_INDEX)
-            if not torch.compiler.is_compiling() and not bool((targets != IGNORE_INDEX).any()):
-                raise ValueError("no position has a target to predict (every next-token label is -100 or padding, "
-                                 "or the sequence is one token long): the mean loss would be NaN")
+            if not torch.compiler.is_compiling():
+                V = self.config.vocab_size
+                bad = (labels >= V) | ((labels < 0) & (labels != IGNORE_INDEX))
+                any_bad, any_target = torch.stack([bad.any(), (targets != IGNORE_INDEX).any()]).tolist()
+                if any_bad:
+                    raise ValueError(f"labels must be in [0, {V}) or {IGNORE_INDEX} (ignore), got {int(labels[bad][0])}")
+                if not any_target:
+                    raise ValueError("no position has a target to predict (every next-token label is -100 or "
+                                     "padding, or the sequence is one token long): the mean loss would be NaN")
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
                                    ignore_index=IGNORE_INDEX)
         return GPTOutput(logits=logits, loss=loss, attentions=attentions if need_weights else None)
@@ -187,18 +193,9 @@ class GPT(nn.Module):
                                  f"got {tuple(labels.shape)}")
             if labels.dtype != torch.long:
                 raise TypeError(f"labels must be a torch.long tensor, got {labels.dtype}")
-            if not compiling:
-                bad = (labels >= self.config.vocab_size) | ((labels < 0) & (labels != IGNORE_INDEX))
-                if bool(bad.any()):
-                    raise ValueError(f"labels must be in [0, {self.config.vocab_size}) or {IGNORE_INDEX} (ignore), "
-                                     f"got {int(labels[bad][0])}")
-        if attention_mask is not None:
-            if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (B, past + T):
-                raise ValueError(f"attention_mask must be a tensor of shape (batch, cached + new tokens) = "
-                                 f"{(B, past + T)}, got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}")
-            # positions come from its running sum: a 2 or a 0.9 would shift them silently
-            if not compiling and attention_mask.numel() and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-                raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+            # their values are checked in forward, with the targets, in one wait for the device
+        if attention_mask is not None:  # (batch, cached + new tokens)
+            check_padding_mask(attention_mask, (B, past + T), check_values=not compiling)
         if position_ids is not None:
             if not isinstance(position_ids, torch.Tensor) or position_ids.dtype not in (torch.int64, torch.int32):
                 raise TypeError(f"position_ids must be a torch.long tensor, got "

@@ -32,7 +32,7 @@ from torch import nn
 from minitransformer.beam import beam_search
 from minitransformer.generation import check_sampling_args, decode_loop
 from minitransformer.models.config import T5Config
-from minitransformer.nn.attention import padding_bias
+from minitransformer.nn.attention import check_padding_mask, padding_bias
 from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.embeddings import TokenEmbedding, check_ids
 from minitransformer.nn.layers import DecoderCache, DecoderLayer, EncoderLayer
@@ -51,15 +51,6 @@ class T5Output:
     encoder_last_hidden_state: torch.Tensor | None = None  # (B, S, C): what the decoder attended to
 
 
-def _check_mask(mask: torch.Tensor, ids: torch.Tensor, what: str = "attention_mask") -> None:
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(mask).__name__}")
-    if mask.shape != ids.shape:
-        raise ValueError(f"{what} must have the shape of input_ids {tuple(ids.shape)}, got {tuple(mask.shape)}")
-    if mask.numel() and not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError(f"{what} must hold only 0 (padding) and 1 (real token)")
-
-
 def _checked_labels(labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """``labels`` as torch.long, after checking shape and values (ValueError/TypeError otherwise)."""
     if not isinstance(labels, torch.Tensor):
@@ -71,10 +62,11 @@ def _checked_labels(labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
     labels = labels.long()  # in uint8, -100 and 156 are the same number
     counted = labels != IGNORE_INDEX
     bad = counted & ((labels < 0) | (labels >= vocab_size))
-    if bool(bad.any()):
+    any_bad, any_counted = torch.stack([bad.any(), counted.any()]).tolist()  # one wait for the device, not two
+    if any_bad:
         raise ValueError(f"labels must be in [0, {vocab_size}) or -100 (ignored), "
                          f"got {int(labels[bad][0])}")
-    if not bool(counted.any()):
+    if not any_counted:
         raise ValueError("every label is -100 (ignored): the mean loss over no tokens would be NaN")
     return labels
 
@@ -240,7 +232,7 @@ class T5(nn.Module):
             raise ValueError(f"input_ids has {input_ids.shape[1]} tokens; this model accepts at most "
                              f"max_seq_len={cfg.max_seq_len}")
         if attention_mask is not None:
-            _check_mask(attention_mask, input_ids)
+            check_padding_mask(attention_mask, input_ids.shape)
 
     def forward(
         self,

@@ -1,5 +1,12 @@
 """The shared building blocks. They know nothing of BERT, GPT or T5: each family arranges them."""
-from minitransformer.nn.attention import KVCache, MultiHeadAttention, attention, causal_mask, padding_bias
+from minitransformer.nn.attention import (
+    KVCache,
+    MultiHeadAttention,
+    attention,
+    causal_mask,
+    check_padding_mask,
+    padding_bias,
+)
 from minitransformer.nn.dropout import Dropout, dropout
 from minitransformer.nn.embeddings import (
     LearnedPositionalEmbedding,
@@ -14,7 +21,7 @@ from minitransformer.nn.norms import LayerNorm, RMSNorm, make_norm
 from minitransformer.nn.position import RelativePositionBias, relative_position_bucket
 
 __all__ = [
-    "MultiHeadAttention", "attention", "causal_mask", "padding_bias", "KVCache",
+    "MultiHeadAttention", "attention", "causal_mask", "padding_bias", "check_padding_mask", "KVCache",
     "TokenEmbedding", "LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "SegmentEmbedding", "check_ids",
     "FeedForward", "EncoderLayer", "DecoderLayer", "DecoderCache", "LayerNorm", "RMSNorm", "make_norm",
     "RelativePositionBias", "relative_position_bucket", "Dropout", "dropout",

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minitransformer.checks import check_int
 from minitransformer.nn.dropout import dropout
 
 BACKENDS = ("manual", "sdpa")
@@ -37,6 +38,23 @@ def causal_mask(t_q: int, t_k: int, device: torch.device | None = None) -> torch
     q_pos = torch.arange(t_q, device=device).unsqueeze(1) + (t_k - t_q)  # absolute positions of queries
     k_pos = torch.arange(t_k, device=device).unsqueeze(0)
     return k_pos <= q_pos
+
+
+def check_padding_mask(mask: object, shape: tuple[int, ...], what: str = "attention_mask",
+                       check_values: bool = True) -> None:
+    """Raise unless ``mask`` is a tensor of ``shape`` holding only 1 (real token) and 0 (padding).
+
+    Every family checks its masks here. A 2 or a 0.9 would not fail later: GPT numbers its positions
+    with the mask's running sum, and ``padding_bias`` treats anything non-zero as real.
+    ``check_values=False`` skips the value check, which waits for the device (e.g. under torch.compile).
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(mask).__name__}")
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{what} must have shape {tuple(shape)} (1 = real token, 0 = padding), "
+                         f"got {tuple(mask.shape)}")
+    if check_values and mask.numel() and not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"{what} must hold only 0 (padding) and 1 (real token)")
 
 
 def padding_bias(attention_mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -177,8 +195,8 @@ class MultiHeadAttention(nn.Module):
         if backend not in BACKENDS:
             raise ValueError(f"unknown attention backend {backend!r}; allowed: {', '.join(BACKENDS)}")
         for name, value in (("d_model", d_model), ("n_heads", n_heads), ("d_head", d_head)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            if value is not None:
+                check_int(name, value, 1)
         if d_head is None:
             if d_model % n_heads != 0:
                 raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")

@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minitransformer.checks import check_number
+
 
 def check_probability(p: float) -> None:
     """Raise unless 0 <= p <= 1 (NaN included, which ``torch.nn.Dropout`` lets through)."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be a number in [0, 1], got {p!r}")
+    check_number("dropout probability", p, 0, 1)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

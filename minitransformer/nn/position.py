@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from minitransformer.checks import check_int
+
 
 def check_bucket_settings(num_buckets: int, max_distance: int, bidirectional: bool) -> None:
     """Raise ``ValueError`` unless the bucket scheme below is well defined for these settings.
@@ -61,8 +63,7 @@ class RelativePositionBias(nn.Module):
     def __init__(self, n_heads: int, num_buckets: int = 32, max_distance: int = 128,
                  bidirectional: bool = True) -> None:
         super().__init__()
-        if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
-            raise ValueError(f"n_heads must be an integer >= 1, got {n_heads!r}")
+        check_int("n_heads", n_heads, 1)
         check_bucket_settings(num_buckets, max_distance, bidirectional)
         self.num_buckets, self.max_distance, self.bidirectional = num_buckets, max_distance, bidirectional
         self.bias = nn.Embedding(num_buckets, n_heads)

@@ -10,10 +10,10 @@ what it computes).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from minitransformer.checks import check_int, check_number
 from minitransformer.tokenizers.base import MAX_VOCAB_SIZE
 
 FAMILIES = ("gpt", "bert", "t5")
@@ -91,8 +91,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        check_int("max_steps", self.max_steps, 1)
         for name in ("warmup_steps", "sample_tokens", "n_sentinels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -102,17 +101,14 @@ class TrainConfig:
         if self.sample_every is not None and self.sample_every < 0:
             raise ValueError(f"sample_every must be >= 0, got {self.sample_every}")
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):  # NaN would pass every comparison below
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            check_number(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
+        check_int("seed", self.seed, 0, 2**63 - 1)
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
         if not 0 < self.val_fraction < 1:
@@ -124,10 +120,10 @@ class TrainConfig:
             raise ValueError(f"mean_noise_span_length must be >= 1, got {self.mean_noise_span_length}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not 1 <= self.threads <= MAX_THREADS):
-            raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}] or None, got {self.threads!r}")
-        if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or not 1 <= self.vocab_size <= MAX_VOCAB_SIZE):
-            raise ValueError(f"vocab_size must be an integer in [1, {MAX_VOCAB_SIZE:,}], got {self.vocab_size!r}")
+        if self.threads is not None:
+            check_int("threads", self.threads, 1, MAX_THREADS)
+        if self.vocab_size is not None:
+            check_int("vocab_size", self.vocab_size, 1, MAX_VOCAB_SIZE)
         if not isinstance(self.model, dict):
             raise TypeError(f"model must be a dict of model-config fields, got {type(self.model).__name__}")
 

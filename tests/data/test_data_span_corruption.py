@@ -153,7 +153,7 @@ def test_errors():
         span_corruption([5, SENTINELS[0], 6], 0.5, 1.0, SENTINELS, EOS)
     with pytest.raises(ValueError, match="must not contain sentinel ids or eos_id"):
         span_corruption([5, EOS, 6], 0.5, 1.0, SENTINELS, EOS)
-    with pytest.raises(ValueError, match="ids must hold non-negative integer ids, got 3.7"):
+    with pytest.raises(ValueError, match="ids must be an integer >= 0, got 3.7"):
         span_corruption([3.7, 4.2, 5.9, 6.1], 0.5, 1.0, SENTINELS, EOS)  # used to become 3, 4, 5, 6
     with pytest.raises(ValueError, match="distinct"):
         span_corruption(ids, 0.15, 3.0, [SENTINELS[0]] * 10, EOS)

@@ -254,8 +254,8 @@ def test_bad_settings(runs, tmp_path):
     for flag, value, phrase in (("--grad-clip", "nan", "grad_clip must be a finite number"),
                                 ("--weight-decay", "inf", "weight_decay must be a finite number"),
                                 ("--lr", "inf", "lr must be a finite number"),
-                                ("--max-steps", "0", "max_steps must be a positive integer"),
-                                ("--seed", str(10**23), "seed must be an integer in [0, 2**63)"),
+                                ("--max-steps", "0", "max_steps must be an integer >= 1"),
+                                ("--seed", str(10**23), "seed must be an integer in [0, 9223372036854775807]"),
                                 ("--threads", "100000", "threads must be an integer in [1, 1024]")):
         code, _, err = pretrain("gpt", out, flag, value)
         assert_one_line_error(code, err, "pretrain", phrase)
