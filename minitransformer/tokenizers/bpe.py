@@ -504,7 +504,7 @@ class BPETokenizer(Tokenizer):
             return self._hf.encode(text, add_special_tokens=False).ids
         return self._encode_python(text, continues_segment)
 
-    def _safe_cut(self, text: str) -> tuple[int, bool]:
+    def _safe_cut(self, text: str, continues_segment: bool = False) -> tuple[int, bool]:
         """A place to cut ``text`` so that no text appended later changes the ids before the cut.
 
         Returns ``(cut, ends_with_special)``; ``cut`` is 0 if there is none yet. Two things can
@@ -514,7 +514,9 @@ class BPETokenizer(Tokenizer):
         ``"hello", "  ", " world"``). A cut right after a word that does not end in whitespace is safe
         (the regex never looks further than 3 characters ahead, so only such words that end 3
         characters before the trusted end are known to be final); the quickest to find is a
-        non-space character followed by a whitespace character.
+        non-space character followed by a whitespace character. With ``add_prefix_space`` the regex
+        must see the space that encoding will put before a segment (``"'send"`` is ``"'s", "end"``
+        but ``" 'send"`` is ``" '", "send"``); ``continues_segment`` says the text has none.
         """
         trusted_end = len(text) - max(self._longest_special - 1, 0)
         start = 0  # text[:start] ends with a complete special token (or start is 0)
@@ -528,11 +530,16 @@ class BPETokenizer(Tokenizer):
                 return cut, False
         # No whitespace boundary (e.g. a long line of CJK text): ask the regex itself.
         cut = start
-        for word in gpt2_pattern().finditer(text, start):
-            if word.end() + 3 > trusted_end:
+        segment = text[start:]
+        shift = start  # where ``segment`` sits in ``text``
+        if self.add_prefix_space and not segment.startswith(" ") and not (start == 0 and continues_segment):
+            segment, shift = " " + segment, start - 1  # as _encode_python will see it
+        for word in gpt2_pattern().finditer(segment):
+            end = word.end() + shift
+            if end + 3 > trusted_end:
                 break
-            if not _is_white_space(text[word.end() - 1]):
-                cut = word.end()
+            if end > start and not _is_white_space(text[end - 1]):
+                cut = end
         return cut, cut == start and start > 0
 
     def encode_iterable(self, lines: Iterable[str], chunk_chars: int = 1 << 16) -> Iterator[int]:
@@ -556,7 +563,7 @@ class BPETokenizer(Tokenizer):
             buffer += piece
             if len(buffer) < next_try:
                 continue
-            cut, ends_with_special = self._safe_cut(buffer)
+            cut, ends_with_special = self._safe_cut(buffer, continues_segment)
             if cut == 0:  # nothing safe yet: wait for twice as much text (keeps the work linear)
                 next_try = 2 * len(buffer)
                 continue

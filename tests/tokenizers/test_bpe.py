@@ -8,7 +8,7 @@ import unicodedata
 import warnings
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -324,6 +324,26 @@ def test_encode_iterable_hf_backend_and_prefix_space(trained):
     for backend in ("python", "hf"):
         spaced.backend = backend
         assert list(spaced.encode_iterable(lines, chunk_chars=50)) == hf_ids(ref, text)
+
+
+PREFIX_TEXT = st.lists(st.sampled_from(["'s", "'", "s", "end", "e", " ", "  ", "\n", "x", "中", EOT, EOT[:5]]),
+                       max_size=40).map("".join)
+
+
+@given(text=PREFIX_TEXT, cuts=st.lists(st.integers(0, 200), max_size=6), chunk_chars=st.integers(1, 8))
+@example(text="'sendingtheehence", cuts=[5], chunk_chars=1)
+@example(text="'s" + "end" * 200, cuts=[], chunk_chars=64)
+def test_encode_iterable_with_prefix_space_equals_tokenizers_for_any_split(trained, text, cuts, chunk_chars):
+    """With add_prefix_space the regex splits a segment's start differently (" 'send" is " '", "send";
+    "'send" is "'s", "end"), so a safe cut must be found on the text as encoding will see it."""
+    ours, _ = trained
+    data = ours.to_hf_dict()
+    data["pre_tokenizer"]["add_prefix_space"] = True
+    spaced = BPETokenizer.from_hf_dict(data)
+    ref = HFTokenizer.from_str(json.dumps(data))
+    bounds = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
+    parts = [text[a:b] for a, b in itertools.pairwise(bounds)]
+    assert list(spaced.encode_iterable(iter(parts), chunk_chars=chunk_chars)) == hf_ids(ref, text)
 
 
 # ---- files ---------------------------------------------------------------------------------------------
