@@ -71,6 +71,10 @@ class Tokenizer(ABC):
 
     special_tokens: list[str]
 
+    # Added tokens that a tokenizer.json marks ``"special": false``: matched whole in the text like
+    # the special tokens, but kept by ``decode(skip_special_tokens=True)``, as in ``tokenizers``.
+    non_special_tokens: frozenset[str] = frozenset()
+
     _hf: HFTokenizer | None = None  # built by hf_tokenizer() on first use, then reused
 
     # ---- shared behaviour -------------------------------------------------------------------
@@ -99,6 +103,10 @@ class Tokenizer(ABC):
 
     def special_token_ids(self) -> list[int]:
         return [i for i in (self.token_to_id(t) for t in self.special_tokens) if i is not None]
+
+    def skipped_ids(self) -> set[int]:
+        """The ids ``decode(skip_special_tokens=True)`` leaves out: special tokens, not ``non_special_tokens``."""
+        return {self.token_to_id(t) for t in self.special_tokens if t not in self.non_special_tokens}
 
     def encode_batch(
         self,
@@ -199,9 +207,16 @@ class Tokenizer(ABC):
         """The ``added_tokens`` of ``to_hf_dict``: the special tokens, matched exactly in the raw text."""
         return [
             {"id": self.token_to_id(t), "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": True}
+             "normalized": False, "special": t not in self.non_special_tokens}
             for t in self.special_tokens
         ]
+
+
+def with_non_special(tok: Tokenizer, data: dict) -> Tokenizer:
+    """``tok`` (just read from the tokenizer.json ``data``) told which added tokens are ``"special": false``."""
+    tok.non_special_tokens = frozenset(added["content"] for added in data.get("added_tokens") or []
+                                       if added.get("special", True) is False)
+    return tok
 
 
 def read_tokenizer_json(path: str | Path) -> dict:

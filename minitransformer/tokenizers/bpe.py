@@ -39,6 +39,7 @@ from minitransformer.tokenizers.base import (
     check_vocab_size,
     special_token_pattern,
     split_on_special_tokens,
+    with_non_special,
 )
 
 # ---- bytes as printable characters ----------------------------------------------------------------
@@ -596,7 +597,7 @@ class BPETokenizer(Tokenizer):
         become U+FFFD, as in ``tokenizers``."""
         if isinstance(ids, (str, bytes)):
             raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
-        skip = set(self._special_ids.values()) if skip_special_tokens else set()
+        skip = self.skipped_ids() if skip_special_tokens else set()
         out = bytearray()
         for idx in ids:
             idx = as_token_id(idx)
@@ -667,8 +668,9 @@ class BPETokenizer(Tokenizer):
             if vocab.setdefault(content, idx) != idx:
                 raise ValueError(f"added token {content!r} has id {idx} but the vocabulary says {vocab[content]}")
             specials.append(content)
-        return cls(vocab, merges, specials, add_prefix_space=bool(pre.get("add_prefix_space", False)),
-                   ignore_merges=bool(model.get("ignore_merges", False)))
+        tok = cls(vocab, merges, specials, add_prefix_space=bool(pre.get("add_prefix_space", False)),
+                  ignore_merges=bool(model.get("ignore_merges", False)))
+        return with_non_special(tok, data)
 
     def __repr__(self) -> str:
         return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "

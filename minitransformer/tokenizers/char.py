@@ -19,6 +19,7 @@ from minitransformer.tokenizers.base import (
     check_special_tokens,
     special_token_pattern,
     split_on_special_tokens,
+    with_non_special,
 )
 
 # The regex of the Split pre-tokenizer in our tokenizer.json: any single character.
@@ -139,10 +140,9 @@ class CharTokenizer(Tokenizer):
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         if isinstance(ids, (str, bytes)):
             raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
-        n_chars = len(self.chars)
+        skip = self.skipped_ids() if skip_special_tokens else set()
         tokens = [self.id_to_token(i) for i in ids]  # every id is checked, skipped or not (99 is an error)
-        return "".join(t for i, t in zip(ids, tokens, strict=True)
-                       if not (skip_special_tokens and as_token_id(i) >= n_chars))
+        return "".join(t for i, t in zip(ids, tokens, strict=True) if as_token_id(i) not in skip)
 
     # ---- files ----------------------------------------------------------------------------------
     def to_hf_dict(self) -> dict:
@@ -189,7 +189,7 @@ class CharTokenizer(Tokenizer):
         if [t for t, _ in by_id] != chars + specials:
             raise ValueError("character ids must come first, then the special tokens in added_tokens order")
         unk = model.get("unk_token")
-        return cls(chars, specials, unk if unk in specials else None)
+        return with_non_special(cls(chars, specials, unk if unk in specials else None), data)
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size}, special_tokens={self.special_tokens})"

@@ -46,6 +46,7 @@ from minitransformer.tokenizers.base import (
     hf_model_section,
     special_token_pattern,
     split_on_special_tokens,
+    with_non_special,
 )
 
 SPACE = "\u2581"  # "▁", SentencePiece's visible word-boundary marker
@@ -279,7 +280,7 @@ class UnigramTokenizer(Tokenizer):
 
         A run of byte pieces that is not valid UTF-8 gives one U+FFFD per byte, as ``tokenizers``.
         """
-        skip = set(self.special_token_ids()) if skip_special_tokens else set()
+        skip = self.skipped_ids() if skip_special_tokens else set()
         parts: list[str] = []
         pending = bytearray()  # consecutive byte pieces
         for i in map(as_token_id, ids):
@@ -360,7 +361,7 @@ class UnigramTokenizer(Tokenizer):
                 raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
                                  "with that id")
             specials.append(tok["content"])
-        return cls(
+        return with_non_special(cls(
             [tuple(p) if isinstance(p, list) else p for p in vocab],
             unk_id=model.get("unk_id"),
             special_tokens=specials,
@@ -368,7 +369,7 @@ class UnigramTokenizer(Tokenizer):
             nfkc=use_nfkc,
             prepend_scheme=scheme,
             backend=backend,
-        )
+        ), data)
 
     # ---- training ---------------------------------------------------------------------------
     @classmethod

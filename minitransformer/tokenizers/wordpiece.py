@@ -49,6 +49,7 @@ from minitransformer.tokenizers.base import (
     hf_model_section,
     special_token_pattern,
     split_on_special_tokens,
+    with_non_special,
 )
 
 # Unicode's White_Space property (PropList.txt). Python's str.isspace() is wider (it also counts
@@ -281,7 +282,7 @@ class WordPieceTokenizer(Tokenizer):
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """Join the pieces: a ``##`` piece glues onto the previous one, others get a space before."""
-        skip = set(self.special_token_ids()) if skip_special_tokens else set()
+        skip = self.skipped_ids() if skip_special_tokens else set()
         tokens = [self.id_to_token(i) for i in map(as_token_id, ids) if i not in skip]
         out = []
         for i, tok in enumerate(tokens):
@@ -358,7 +359,7 @@ class WordPieceTokenizer(Tokenizer):
                 raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
                                  "with that id")
             specials.append(tok["content"])
-        return cls(
+        return with_non_special(cls(
             vocab,
             unk_token=model.get("unk_token", "[UNK]"),
             special_tokens=specials,
@@ -367,7 +368,7 @@ class WordPieceTokenizer(Tokenizer):
             cleanup=bool(decoder.get("cleanup", True)) if decoder is not None else False,
             backend=backend,
             **norm,
-        )
+        ), data)
 
     # ---- BERT's published vocabularies ------------------------------------------------------
     @classmethod

@@ -135,3 +135,38 @@ def test_vocab_sizes_the_trainer_cannot_allocate_are_refused():
     for cls in (BPETokenizer, WordPieceTokenizer, UnigramTokenizer):
         with pytest.raises(ValueError, match="above the 1,048,576"):
             cls.train(["the cat sat"] * 5, vocab_size=2**31 - 1)
+
+
+def _with_one_non_special(tok) -> dict:
+    """tok's tokenizer.json with its last added token marked "special": false."""
+    data = tok.to_hf_dict()
+    data["added_tokens"][-1]["special"] = False
+    return data
+
+
+@pytest.mark.parametrize("kind", ["bpe", "char", "wordpiece", "unigram"])
+def test_added_tokens_marked_not_special_are_kept_when_decoding_skips_specials(bpe, tmp_path, kind):
+    """tokenizers matches every added token whole, but skip_special_tokens drops only the special ones."""
+    tok = {
+        "bpe": lambda: BPETokenizer.train(TEXT, vocab_size=300, special_tokens=["<|endoftext|>", "<keep>"]),
+        "char": lambda: CharTokenizer.train(TEXT, special_tokens=["[PAD]", "<keep>"]),
+        "wordpiece": lambda: WordPieceTokenizer.train(TEXT, vocab_size=70),
+        "unigram": lambda: UnigramTokenizer.train(TEXT, vocab_size=50, special_tokens=["<unk>", "<keep>"]),
+    }[kind]()
+    data = _with_one_non_special(tok)
+    kept = data["added_tokens"][-1]["content"]
+    dropped = data["added_tokens"][0]["content"]
+    ref = HFTokenizer.from_str(json.dumps(data))
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    loaded = load_tokenizer(path)
+    assert loaded.non_special_tokens == {kept}
+    text = f"the lazy {dropped} dog{kept} over"
+    ids = loaded.encode(text)
+    assert ids == ref.encode(text, add_special_tokens=False).ids
+    for skip in (False, True):
+        assert loaded.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip)
+    assert kept in loaded.decode(ids, skip_special_tokens=True)
+    assert dropped not in loaded.decode(ids, skip_special_tokens=True)
+    loaded.save(tmp_path / "again.json")  # the flag survives a round trip
+    assert load_tokenizer(tmp_path / "again.json").non_special_tokens == {kept}
