@@ -143,6 +143,9 @@ class SemanticSearch:
     """A small in-memory index: embed documents once, then rank them for each query by cosine similarity."""
 
     def __init__(self, encoder: SentenceEncoder) -> None:
+        if not isinstance(encoder, SentenceEncoder):
+            raise TypeError(f"SemanticSearch needs a SentenceEncoder, got {type(encoder).__name__}; wrap a "
+                            "model as SemanticSearch(SentenceEncoder(model, tokenizer))")
         self.encoder = encoder
         self.documents: list[str] = []
         self.embeddings = torch.empty(0, encoder.model.config.d_model)  # (N, C), unit rows

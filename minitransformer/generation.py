@@ -23,6 +23,7 @@ token, and padded keys are never attended to.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -111,6 +112,11 @@ def left_pad(prompts: list[list[int]], pad_token_id: int = 0,
         raise TypeError("left_pad expects a list of prompts, each a list of token ids")
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("left_pad needs a non-empty list of non-empty prompts")
+    try:  # ints (numpy's too) pass; a float would be truncated by torch.tensor, so it is refused
+        prompts = [[operator.index(t) for t in p] for p in prompts]
+        pad_token_id = operator.index(pad_token_id)
+    except TypeError as e:
+        raise TypeError(f"left_pad: token ids and pad_token_id must be integers ({e})") from None
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -149,6 +155,9 @@ def decode_loop(
     A row that has produced ``eos_token_id`` is finished: it gets ``pad_token_id`` (default: the
     eos id) from then on, and the loop stops early when every row is finished.
     """
+    if streamer is not None and not (hasattr(streamer, "put") or callable(streamer)):
+        raise TypeError(f"streamer must be a callable taking the new tokens (B,), or have a put() method; "
+                        f"got {type(streamer).__name__}")
     B = first_logits.shape[0]
     pad = eos_token_id if pad_token_id is None else pad_token_id
     finished = torch.zeros(B, dtype=torch.bool, device=first_logits.device)

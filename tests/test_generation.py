@@ -251,6 +251,12 @@ def test_bad_generation_input_is_a_clear_error():
         check_sampling_args(5, 1.0, 2.5, None)
     with pytest.raises(ValueError, match="non-empty"):
         left_pad([[1], []])
+    with pytest.raises(TypeError, match="integers"):  # torch.tensor would have made 1.9 into 1
+        left_pad([[1.9, 2]])
+    with pytest.raises(TypeError, match="integers"):
+        left_pad([[1]], pad_token_id=0.5)
+    with pytest.raises(TypeError, match="streamer"):  # before any work, not at the first token
+        model.generate(torch.tensor([[1, 2]]), max_new_tokens=2, streamer="print")
 
 
 def test_zero_new_tokens_returns_the_prompt():

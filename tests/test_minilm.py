@@ -91,6 +91,8 @@ def test_related_sentences_are_the_most_similar_pair(encoder):
 
 
 def test_semantic_search(encoder):
+    with pytest.raises(TypeError, match="SentenceEncoder"):  # a bare model was an AttributeError
+        SemanticSearch(encoder.model)
     search = SemanticSearch(encoder)
     with pytest.raises(ValueError, match="empty"):
         search.search("anything")
