@@ -2,6 +2,7 @@
 
 Each area adds its own sub-commands (``add_commands(subparsers)``) and does the work in its own
 module; this file only wires them together and turns user errors into one line + exit code 2.
+Exit codes: 0 done, 2 user error, 3 ``pretrain`` diverged (NaN/inf loss), 130 interrupted.
 """
 from __future__ import annotations
 

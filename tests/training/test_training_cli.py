@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import io
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,10 @@ def runs(tmp_path_factory):
             assert code == 0, stderr
             assert "done: step" in stdout
             made[family] = root / family
+            get.printed[family] = stdout
         return made[family]
 
+    get.printed = {}  # what each pretraining run printed
     return get
 
 
@@ -93,6 +96,16 @@ def test_generate_from_each_family(runs):
     assert code == 0 and out.strip(), err
     code, out, err = run_cli("generate", "--run", runs("bert"), "--prompt", "to be or [MASK] to be", "--device", "cpu")
     assert code == 0 and "[MASK] at" in out, err
+
+
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_the_command_a_run_suggests_at_the_end_works(runs, family):
+    runs(family)
+    suggestion = [line for line in runs.printed[family].splitlines() if line.startswith("try: minitransformer ")]
+    assert len(suggestion) == 1
+    argv = shlex.split(suggestion[0].removeprefix("try: minitransformer "))
+    code, out, err = run_cli(*argv, "--max-new-tokens", "5", "--device", "cpu")
+    assert code == 0 and out.strip(), err
 
 
 def test_bad_generation_settings_print_only_the_error(runs):
