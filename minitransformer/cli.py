@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 # Errors that mean "the user gave us something wrong": one line, no traceback.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                PermissionError, UnicodeDecodeError)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints its whole usage text before an error; we print the error alone, in one line.
+
+    Sub-commands inherit the class (``add_subparsers`` makes parsers of the parent's type).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     from minitransformer.tokenizers import commands as tokenizer_commands
     from minitransformer.training import commands as training_commands
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="minitransformer",
         description="Build, pretrain and inspect small Transformers (BERT, GPT, T5) from shared blocks.")
     sub = parser.add_subparsers(dest="command", required=True)

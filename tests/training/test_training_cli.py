@@ -273,3 +273,22 @@ def test_bad_settings(runs, tmp_path):
         code, _, err = pretrain("gpt", out, flag, value)
         assert_one_line_error(code, err, "pretrain", phrase)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv,command,needle", [
+    (("pretrain", "gpt", "--max-steps", "-3"), "pretrain", "--max-steps"),
+    (("pretrain", "llama"), "pretrain", "invalid choice: 'llama'"),
+    (("generate", "--run", "r", "--prompt", "x", "--max-new-tokens", "-1"), "generate", "--max-new-tokens"),
+    (("tokenizer", "train", "--kind", "zzz", "--out", "t.json"), "tokenizer train", "invalid choice: 'zzz'"),
+    (("bench", "nope"), "bench", "invalid choice: 'nope'"),
+    (("exercises", "check"), "exercises check", "required: N"),
+    (("nonsense",), "", "invalid choice: 'nonsense'"),
+    (("pretrain", "gpt", "--bogus-flag"), "", "--bogus-flag"),
+])
+def test_argument_errors_are_one_line_too(argv, command, needle):
+    """argparse's own errors (before any of our code runs) print one line, not the usage text."""
+    code, out, err = run_cli(*argv)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"minitransformer {command}".rstrip() + ": error: ") and needle in lines[0]
