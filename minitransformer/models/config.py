@@ -45,7 +45,7 @@ def _flag(cfg: Any, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
         if not isinstance(value, bool):
-            raise TypeError(f"{type(cfg).__name__}.{name} must be True or False, got {value!r}")
+            raise ValueError(f"{type(cfg).__name__}.{name} must be True or False, got {value!r}")
 
 
 def _token_id(cfg: Any, *names: str, optional: bool = False) -> None:

@@ -162,8 +162,8 @@ def test_t5_bucket_settings_without_log_buckets_are_rejected(num_buckets, max_di
     (BertConfig, "pooler", None), (BertConfig, "nsp_head", "yes"),
 ])
 def test_flags_must_be_true_or_false(cls, field, value):
-    """A non-empty string is truthy: "no" would silently mean yes."""
-    with pytest.raises(TypeError, match=f"{field} must be True or False"):
+    """A non-empty string is truthy: "no" would silently mean yes. A ValueError, like every bad config value."""
+    with pytest.raises(ValueError, match=f"{field} must be True or False"):
         cls.preset("tiny", **{field: value})
 
 

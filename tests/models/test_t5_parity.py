@@ -197,7 +197,7 @@ def test_configs_convert_both_ways(name):
     assert t5_interop.config_from_hf({**on_disk, "dropout_rate": None, "layer_norm_epsilon": None}).norm_eps == 1e-6
     with pytest.raises(ValueError, match="lacks d_kv"):
         t5_interop.config_from_hf({k: v for k, v in on_disk.items() if k != "d_kv"})
-    with pytest.raises(TypeError, match="tie_embeddings must be True or False"):
+    with pytest.raises(ValueError, match="tie_embeddings must be True or False"):
         t5_interop.config_from_hf({**on_disk, "tie_word_embeddings": "false"})
 
 
