@@ -13,7 +13,9 @@ Google's ``create_pretraining_data.py`` does:
 - A random number of those sentences becomes A. For IsNext, the rest becomes B; for NotNext, B
   is read from a random sentence of another document up to the remaining length, and the unused
   sentences go back to be used for the next pair.
-- If a pair is too long, the longer segment loses tokens from its end until it fits.
+- If a pair is too long, the longer segment loses tokens until it fits: A from its start, B from
+  its end, so that B still begins where A ends. (Google's script cuts either end at random, which
+  can open a gap between an IsNext A and B.)
 
 Documents from the embedded corpus, one per play, sentences without speaker names or stage
 directions (``tok`` being any tokenizer)::
@@ -43,16 +45,21 @@ def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high + 1, (), generator=generator))
 
 
-def truncate_pair(a: Sequence[int], b: Sequence[int], max_tokens: int) -> tuple[list[int], list[int]]:
+def truncate_pair(a: Sequence[int], b: Sequence[int], max_tokens: int,
+                  a_from_start: bool = False) -> tuple[list[int], list[int]]:
     """Longest-first truncation: drop the last token of the longer segment (A on ties) until
-    ``len(a) + len(b) <= max_tokens``. Returns new lists."""
+    ``len(a) + len(b) <= max_tokens``. Returns new lists.
+
+    ``a_from_start``: A loses its first tokens instead, which keeps the junction A|B intact (for
+    NSP pairs where B continues A).
+    """
     if max_tokens < 0:
         raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
     a, b = list(a), list(b)
     excess = len(a) + len(b) - max_tokens
     for _ in range(max(0, excess)):
         if len(a) >= len(b):
-            a.pop()
+            a.pop(0 if a_from_start else -1)
         else:
             b.pop()
     return a, b
@@ -125,7 +132,7 @@ def make_nsp_pairs(
                         if len(b) >= max(1, target - len(a)):
                             break
                     i -= len(chunk) - a_end              # put the unused sentences back
-                a, b = truncate_pair(a, b, max_tokens)
+                a, b = truncate_pair(a, b, max_tokens, a_from_start=True)
                 pairs.append((a, b, is_next))
                 chunk, length = [], 0
             i += 1

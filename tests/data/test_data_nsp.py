@@ -43,7 +43,7 @@ def test_about_half_is_next_and_not_next_never_from_the_same_document():
         assert a == list(range(a[0], a[0] + len(a)))          # A: consecutive text of one document
         assert all(t // STRIDE == b[0] // STRIDE for t in b)  # B: text of one document
         if is_next:
-            assert b[0] // STRIDE == doc_a and b[0] > a[-1]   # B follows A in the same document
+            assert b[0] == a[-1] + 1                            # B begins where A ends, even if cut
             assert b == list(range(b[0], b[0] + len(b)))
         else:
             assert b[0] // STRIDE != doc_a
@@ -81,16 +81,17 @@ def test_pairs_from_the_embedded_plays():
     assert set(batch["nsp_labels"].tolist()) == {0, 1}
 
 
-@given(la=st.integers(0, 60), lb=st.integers(0, 60), max_tokens=st.integers(0, 80))
-def test_truncate_pair_is_longest_first(la, lb, max_tokens):
+@given(la=st.integers(0, 60), lb=st.integers(0, 60), max_tokens=st.integers(0, 80), a_from_start=st.booleans())
+def test_truncate_pair_is_longest_first(la, lb, max_tokens, a_from_start):
     a, b = list(range(la)), list(range(100, 100 + lb))
-    ta, tb = truncate_pair(a, b, max_tokens)
-    assert ta == a[: len(ta)] and tb == b[: len(tb)]             # only the ends are cut
+    ta, tb = truncate_pair(a, b, max_tokens, a_from_start=a_from_start)
+    assert ta == (a[la - len(ta):] if a_from_start else a[: len(ta)])  # A's start or its end is cut
+    assert tb == b[: len(tb)]                                    # B's end
     assert len(ta) + len(tb) == min(la + lb, max_tokens)
     if len(ta) < la and len(tb) < lb:
         assert abs(len(ta) - len(tb)) <= 1                       # both cut: left balanced
     elif len(ta) < la:
-        assert len(ta) >= len(tb)                                # only the longer one was cut
+        assert len(ta) >= len(tb) - 1                            # only the longer one (A on ties) was cut
     elif len(tb) < lb:
         assert len(tb) >= len(ta)
 
