@@ -144,7 +144,10 @@ for line in lines:
 # pieces, give every piece a probability, and repeatedly drop the pieces whose loss hurts the
 # likelihood of the training text least. A word is split into the pieces whose probabilities
 # multiply to the largest value (found with the Viterbi algorithm). SentencePiece writes a space as
-# `▁` and keeps it as part of the next piece, so decoding needs no rules about where spaces go.
+# `▁` and keeps it as part of the next piece, so decoding needs no rules about where spaces go. It
+# also puts a `▁` before the first word of a text, so a word looks the same at the start as in the
+# middle; where `▁` + the word's start is not a piece of the vocabulary, `▁` stands alone (below:
+# `'▁', 'T', 'o'`).
 #
 # (`backend="hf"` trains through `tokenizers` for speed; `backend="python"` runs minitransformer's
 # own EM trainer in `unigram.py`, slower but readable.)
@@ -160,8 +163,9 @@ print("log-probabilities of its pieces:", {p: round(unigram.pieces[i][1], 2) for
 # %% [markdown]
 # ## Side by side
 #
-# Same lines, four tokenizers. Bigger vocabularies give shorter sequences; the character
-# tokenizer needs the most tokens, the subword tokenizers land close to one token per short word.
+# Same lines, four tokenizers. The character tokenizer needs a token per character; the three
+# subword tokenizers, with 800 pieces each, need about two tokens per word. Vocabulary size is what
+# buys shorter sequences: GPT-2's 50,257 pieces (below) come close to one token per word.
 
 # %%
 tokenizers = {"char": char_tok, "byte BPE": bpe, "WordPiece": wordpiece, "Unigram": unigram}
@@ -184,8 +188,8 @@ save(fig, "tokens_per_line")
 # ## Round trips
 #
 # A tokenizer must give the text back. Byte-level BPE and our Unigram do so exactly; BERT's
-# WordPiece lower-cases and drops spacing around punctuation by design, so its decode is close
-# but not identical.
+# WordPiece lower-cases and forgets the original spacing by design (punctuation is split off as its
+# own word), so its decode puts a space around every punctuation mark: close, but not identical.
 
 # %%
 for name, tok in tokenizers.items():

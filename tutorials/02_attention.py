@@ -140,7 +140,8 @@ save(fig, "why_scale")
 # very negative number for padded keys) makes sure no real token attends to padding.
 
 # %%
-tokens = ["To", "be", ",", "or", "not", "to", "be", "<pad>"]
+tokens = ["To", "be", ",", "or", "not", "to", "be", ":"]
+padded = tokens[:5] + ["<pad>"] * 3  # a shorter sequence padded to the same length
 full = causal_mask(8, 8)  # (8, 8) bool
 cached = causal_mask(3, 8)  # the last 3 queries over 8 keys
 lengths = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])  # second sequence: 5 real tokens, 3 padding
@@ -151,14 +152,15 @@ heatmap(axes[0], full.int(), "causal mask (8 queries, 8 keys); green = allowed",
         cmap="Greens", colorbar=False)
 heatmap(axes[1], cached.int(), "causal, KV cache: 3 new queries, 8 keys", tokens, tokens[-3:],
         cmap="Greens", colorbar=False)
-heatmap(axes[2], (bias[:, 0, 0, :] == 0).int(), "padding: keys allowed per sequence", tokens, ["seq 0", "seq 1"],
-        cmap="Greens", colorbar=False)
+heatmap(axes[2], (bias[:, 0, 0, :] == 0).int(), "padding: keys allowed (seq 1: 5 tokens + 3 pad)",
+        [str(k) for k in range(8)], ["seq 0", "seq 1"], cmap="Greens", colorbar=False)
 axes[2].set_ylabel("sequence in the batch", fontsize=8)
 save(fig, "masks")
 
 # %% [markdown]
 # Masks combine by adding biases. Here one sequence with 3 padded positions, causal *and* padding:
-# real tokens see only earlier real tokens. (Rows of padded queries are thrown away later.)
+# each real token sees itself and the real tokens before it. (Rows of padded queries are thrown
+# away later.)
 
 # %%
 T = 8
@@ -169,7 +171,7 @@ print("weights of query 4 (the last real token):", [f"{w:.3f}" for w in weights[
 assert torch.all(weights[0, 0, :5, 5:] == 0), "real tokens never attend to padding"
 
 fig, ax = plt.subplots(figsize=(4.5, 3.8))
-heatmap(ax, weights[0, 0], "weights with causal + padding masks", tokens[:T], tokens[:T])
+heatmap(ax, weights[0, 0], "weights with causal + padding masks", padded, padded)
 save(fig, "combined_mask_weights")
 
 # %% [markdown]

@@ -138,7 +138,8 @@ assert by_hand == mt.count_parameters(library_gpt)
 #
 # The objective is next-token prediction: at every position t the model outputs a distribution
 # over the vocabulary for token t+1, and the loss is the cross-entropy with the token that really
-# came next. One sequence of length T gives T training signals at once, thanks to the causal mask.
+# came next. A sequence of T tokens gives T − 1 training signals at once (every position but the
+# last has a next token to predict), thanks to the causal mask.
 #
 # We use characters as tokens (a few dozen symbols, as in nanoGPT's Shakespeare example), random
 # windows of the text as batches, and AdamW. A few hundred steps take under a minute on a laptop CPU
@@ -282,12 +283,15 @@ def timed_generate(use_cache: bool) -> tuple[torch.Tensor, list[float]]:
 
 
 outputs, timings = {}, {}
-for use_cache in (True, False):
-    outputs[use_cache], timings[use_cache] = timed_generate(use_cache)
+for _ in range(3):  # alternate and keep each one's fastest run: another program may steal the CPU
+    for use_cache in (True, False):
+        ids, stamps = timed_generate(use_cache)
+        if use_cache not in timings or stamps[-1] < timings[use_cache][-1]:
+            outputs[use_cache], timings[use_cache] = ids, stamps
 assert torch.equal(outputs[True], outputs[False]), "the cache must not change the result"
 speedup = timings[False][-1] / timings[True][-1]
 print(f"{n_tokens} tokens: {timings[True][-1]:.2f} s with the cache, {timings[False][-1]:.2f} s without "
-      f"({speedup:.1f}x faster on this machine); identical tokens")
+      f"({speedup:.1f}x as fast with it, best of 3 on this machine); identical tokens")
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(range(1, n_tokens + 1), timings[True], label="with KV cache")
@@ -305,6 +309,8 @@ save(fig, "kv_cache")
 #   the same layers with other settings.
 # - About 12·d² parameters per layer; embeddings add V·d.
 # - Training is next-token cross-entropy at every position at once.
-# - Sampling settings trade safety for variety; the KV cache makes generation linear in length.
+# - Sampling settings trade safety for variety. The KV cache keeps the cost of each new token almost
+#   flat (at this size the layer maps dominate; attention over the cache still grows with length),
+#   so the total grows about linearly with length instead of quadratically.
 #
 # Next: `04_bert.py` — the same layers, bidirectional, trained by filling in blanks.

@@ -1,7 +1,8 @@
 # %% [markdown]
 # # 06 · From tiny to famous: parameters, memory, compute
 #
-# The models of tutorials 03–05 have a few hundred thousand parameters. The famous ones are the
+# The models we trained in tutorials 03 and 05 have a hundred thousand parameters or so (04 ran the
+# 22.7M-parameter MiniLM someone else trained). The famous ones are the
 # *same code* with bigger numbers in the config. In this tutorial we
 #
 # 1. count the parameters of BERT-Large, RoBERTa-Large, ELECTRA-Large, GPT-2, GPT-3 175B and T5-11B
@@ -41,9 +42,9 @@ save = figure_saver("06", globals().get("__file__"))  # save(fig, name) -> _outp
 # fraction of a second. It counts exactly what the code would allocate (a tied matrix once).
 # `analytic_parameter_count` adds up closed-form formulas instead; the two must agree.
 #
-# The "paper" column is what the authors reported. Small differences are real: GPT-2's "117M" model
-# as released has 124M parameters, and our BERT-Large includes its pre-training heads (pooler, MLM
-# transform, NSP).
+# The "paper" column is what the authors reported, and the authors rounded or counted differently:
+# GPT-2's "117M" model as released has 124M parameters and its "1542M" one 1,558M; BERT-Large comes
+# to 336M even with its pre-training heads (pooler, MLM transform, NSP) against the paper's "340M".
 
 # %%
 REFERENCE = {  # name: (config, the number reported in the paper or release)
@@ -79,7 +80,9 @@ for name, (cfg, reported) in REFERENCE.items():
 # We walk over every parameter of each (meta) model and put it in one of six groups by its name.
 # Small models spend a large share on the embedding table (V × d grows only linearly in d); big
 # ones are almost all attention and feed-forward (≈ 4·d² + 8·d² per layer, growing with d²).
-# T5-11B is the odd one: its d_ff = 65,536 (64 × d_model) puts most of it in the feed-forward nets.
+# T5-11B is the odd one out: its 128 heads of 128 dimensions make the attention 16 × d_model wide,
+# and its decoder layers add cross-attention, so 43% of it is attention despite d_ff = 65,536 —
+# the largest attention share of the big models here.
 
 # %%
 GROUPS = ["embeddings", "attention", "feed-forward", "norms", "position bias", "heads"]
@@ -128,8 +131,9 @@ save(fig, "where_parameters_live")
 #
 # Brown et al. 2020 (Table 2.1) trained eight sizes, all with a 2,048-token context and GPT-2's
 # 50,257-token vocabulary. A decoder layer has about 12·d² weights, so a model has about
-# 12·L·d² + V·d parameters. (The number of heads does not change the count; the table's 13B entry
-# lists d_model = 5140, which its 40 heads of 128 do not divide; we use 5120 = 40 × 128.)
+# 12·L·d² + V·d parameters. (The number of heads does not change the count. Two rows of the table
+# do not add up: XL lists 24 heads of 128 for d_model = 2048, and 13B lists d_model = 5140, which its
+# 40 heads of 128 do not divide; we use 16 × 128 = 2048 and 40 × 128 = 5120.)
 
 # %%
 GPT3_FAMILY = {  # name: (n_layers, d_model, n_heads)
@@ -194,6 +198,7 @@ for ax, (title, which) in zip(axes, (("inference, batch 1, bfloat16", 0), ("trai
     ax.set_yscale("log")
     ax.set_title(title)
     ax.tick_params(axis="x", rotation=45)
+axes[0].set_ylim(bottom=0.05)  # below the smallest weights (GPT-2 117M: 0.25 GB): every bar shows whole
 axes[0].set_ylabel("GB (log scale)")
 axes[1].legend(fontsize=8)
 save(fig, "memory")
