@@ -366,6 +366,54 @@ WRONG = {
             _merge_in_word(out, pair[0], pair[1], new_id)
             return tuple(out)
     ''', ["PASS  merge_pair", "FAIL  most_frequent_pair", "most frequent pair: expected"]),
+    # found by writing learners' mistakes against every exercise: these four used to pass
+    "top-p that keeps a token whose mass before it equals p": (5, '''
+        import torch
+        from minitransformer.generation import filter_top_k
+
+        def filter_top_p(logits, p):
+            if p >= 1.0:
+                return logits.clone()
+            sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+            probs = torch.softmax(sorted_logits, dim=-1)
+            mass_before = torch.cumsum(probs, dim=-1) - probs
+            remove_sorted = mass_before > p  # should be >= p: keep only while the mass before is < p
+            remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
+            return logits.masked_fill(remove, float("-inf"))
+    ''', ["PASS  filter_top_k", "FAIL  filter_top_p", "p=0.5"]),
+    "MLM random ids that can never be the last id": (6, '''
+        import torch
+
+        def mask_tokens(input_ids, vocab_size, mask_token_id, special_token_ids, mlm_probability, generator):
+            ids, labels = input_ids.clone(), input_ids.clone()
+            special = torch.isin(input_ids, torch.tensor(special_token_ids))
+            selected = (torch.rand(ids.shape, generator=generator) < mlm_probability) & ~special
+            labels[~selected] = -100
+            u = torch.rand(ids.shape, generator=generator)
+            ids[selected & (u < 0.8)] = mask_token_id
+            random_ids = torch.randint(0, vocab_size - 1, ids.shape, generator=generator)  # misses vocab_size - 1
+            where = selected & (u >= 0.8) & (u < 0.9)
+            ids[where] = random_ids[where]
+            return ids, labels
+    ''', ["FAIL  random replacements come from the whole vocabulary", "never [11]"]),
+    "relative position buckets as int32": (7, '''
+        from minitransformer.nn import relative_position_bucket as library
+
+        def relative_position_bucket(relative_position, bidirectional, num_buckets, max_distance):
+            return library(relative_position, bidirectional, num_buckets, max_distance).int()
+    ''', ["FAIL", "torch.long", "torch.int32"]),
+    "attention that answers in float64": (2, '''
+        import math
+        import torch
+
+        def scaled_dot_product_attention(q, k, v, mask=None):
+            q, k, v = q.double(), k.double(), v.double()
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(scores, dim=-1)
+            return weights @ v, weights
+    ''', ["FAIL", "dtype mismatch: expected torch.float32, got torch.float64"]),
     "a file that does not import": (2, '''
         def scaled_dot_product_attention(q, k, v, mask=None)
             return q
