@@ -113,6 +113,8 @@ def left_pad(prompts: list[list[int]], pad_token_id: int = 0,
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("left_pad needs a non-empty list of non-empty prompts")
     try:  # ints (numpy's too) pass; a float would be truncated by torch.tensor, so it is refused
+        if any(isinstance(t, bool) for p in (*prompts, [pad_token_id]) for t in p):
+            raise TypeError("a bool is not a token id")
         prompts = [[operator.index(t) for t in p] for p in prompts]
         pad_token_id = operator.index(pad_token_id)
     except TypeError as e:
@@ -126,9 +128,16 @@ def left_pad(prompts: list[list[int]], pad_token_id: int = 0,
     return ids.to(device), mask.to(device)
 
 
+def check_streamer(streamer: Any) -> None:
+    """TypeError unless ``streamer`` is None, a callable, or an object with a callable ``put``."""
+    if streamer is not None and not (callable(getattr(streamer, "put", None)) or callable(streamer)):
+        raise TypeError(f"streamer must be a callable taking the new tokens (B,), or have a put() method; "
+                        f"got {type(streamer).__name__}")
+
+
 def _stream(streamer: Any, tokens: torch.Tensor) -> None:
     """Hand new tokens (B,) to a callback, or to an object with ``put`` (Hugging Face style)."""
-    if hasattr(streamer, "put"):
+    if callable(getattr(streamer, "put", None)):
         streamer.put(tokens)
     else:
         streamer(tokens)
@@ -155,9 +164,7 @@ def decode_loop(
     A row that has produced ``eos_token_id`` is finished: it gets ``pad_token_id`` (default: the
     eos id) from then on, and the loop stops early when every row is finished.
     """
-    if streamer is not None and not (hasattr(streamer, "put") or callable(streamer)):
-        raise TypeError(f"streamer must be a callable taking the new tokens (B,), or have a put() method; "
-                        f"got {type(streamer).__name__}")
+    check_streamer(streamer)
     B = first_logits.shape[0]
     pad = eos_token_id if pad_token_id is None else pad_token_id
     finished = torch.zeros(B, dtype=torch.bool, device=first_logits.device)
@@ -211,6 +218,7 @@ def generate(
     cfg = model.config
     check_ids(input_ids, cfg.vocab_size)
     check_sampling_args(max_new_tokens, temperature, top_k, top_p)
+    check_streamer(streamer)  # before the prompt goes through the model
     B, T = input_ids.shape
     if T == 0:
         raise ValueError("the prompt is empty: give at least one token per row (e.g. a BOS/EOS id)")

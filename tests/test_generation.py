@@ -255,8 +255,14 @@ def test_bad_generation_input_is_a_clear_error():
         left_pad([[1.9, 2]])
     with pytest.raises(TypeError, match="integers"):
         left_pad([[1]], pad_token_id=0.5)
-    with pytest.raises(TypeError, match="streamer"):  # before any work, not at the first token
-        model.generate(torch.tensor([[1, 2]]), max_new_tokens=2, streamer="print")
+    with pytest.raises(TypeError, match="integers"):  # True is 1 to operator.index, but not a token
+        left_pad([[True, 2]])
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    for streamer in ("print", type("NoPut", (), {"put": None})()):
+        with pytest.raises(TypeError, match="streamer"):
+            model.generate(torch.tensor([[1, 2]]), max_new_tokens=2, streamer=streamer)
+    assert not calls  # refused before the prompt went through the model
 
 
 def test_zero_new_tokens_returns_the_prompt():

@@ -140,16 +140,18 @@ def make_nsp_pairs(
 
 
 def frame_pair(
-    a: Sequence[int], b: Sequence[int], cls_id: int, sep_id: int, max_len: int | None = None
+    a: Sequence[int], b: Sequence[int], cls_id: int, sep_id: int, max_len: int | None = None,
+    a_from_start: bool = False,
 ) -> tuple[list[int], list[int]]:
     """``[CLS] A [SEP] B [SEP]`` and its token-type ids (0 for ``[CLS] A [SEP]``, 1 for ``B [SEP]``).
 
-    With ``max_len``, A and B are first truncated longest-first to ``max_len - 3`` tokens together.
+    With ``max_len``, A and B are first truncated longest-first to ``max_len - 3`` tokens together
+    (``a_from_start``: A loses its first tokens, see ``truncate_pair``).
     """
     if max_len is not None:
         if max_len < 3:
             raise ValueError(f"max_len must be >= 3 to hold [CLS] and two [SEP], got {max_len}")
-        a, b = truncate_pair(a, b, max_len - 3)
+        a, b = truncate_pair(a, b, max_len - 3, a_from_start=a_from_start)
     ids = [cls_id, *a, sep_id, *b, sep_id]
     token_type_ids = [0] * (len(a) + 2) + [1] * (len(b) + 1)
     return ids, token_type_ids
@@ -160,7 +162,9 @@ def nsp_batch(
 ) -> dict[str, torch.Tensor]:
     """Frame and pad pairs into tensors for ``Bert(...)``: ``input_ids``, ``token_type_ids``,
     ``attention_mask`` (N, L) with L the longest framed pair, and ``nsp_labels`` (N,) with
-    0 = IsNext, 1 = NotNext. Apply ``mask_tokens`` to ``input_ids`` afterwards for MLM."""
+    0 = IsNext, 1 = NotNext. Apply ``mask_tokens`` to ``input_ids`` afterwards for MLM.
+    A pair longer than ``max_len`` is cut as ``make_nsp_pairs`` cuts: A from its start, so that an
+    IsNext B still begins where A ends."""
     if not pairs:
         raise ValueError("nsp_batch needs at least one pair")
     for i, (a, b, is_next) in enumerate(pairs):
@@ -169,7 +173,7 @@ def nsp_batch(
         for ids in (a, b):
             if any(isinstance(t, bool) or not isinstance(t, numbers.Integral) for t in ids):  # 1.9 would become 1
                 raise TypeError(f"pair {i}: token ids must be integers")
-    framed = [frame_pair(a, b, cls_id, sep_id, max_len) for a, b, _ in pairs]
+    framed = [frame_pair(a, b, cls_id, sep_id, max_len, a_from_start=True) for a, b, _ in pairs]
     L = max(len(ids) for ids, _ in framed)
     input_ids = torch.full((len(pairs), L), pad_id, dtype=torch.long)    # (N, L)
     token_type_ids = torch.zeros((len(pairs), L), dtype=torch.long)      # (N, L)

@@ -102,11 +102,10 @@ class Tokenizer(ABC):
         return None
 
     def special_token_ids(self) -> list[int]:
-        return [i for i in (self.token_to_id(t) for t in self.special_tokens) if i is not None]
-
-    def skipped_ids(self) -> set[int]:
-        """The ids ``decode(skip_special_tokens=True)`` leaves out: special tokens, not ``non_special_tokens``."""
-        return {self.token_to_id(t) for t in self.special_tokens if t not in self.non_special_tokens}
+        """Ids of the special tokens (not ``non_special_tokens``): what ``decode(skip_special_tokens=True)``
+        leaves out, and what MLM masking must never select."""
+        return [i for i in (self.token_to_id(t) for t in self.special_tokens if t not in self.non_special_tokens)
+                if i is not None]
 
     def encode_batch(
         self,

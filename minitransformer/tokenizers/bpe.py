@@ -597,7 +597,7 @@ class BPETokenizer(Tokenizer):
         become U+FFFD, as in ``tokenizers``."""
         if isinstance(ids, (str, bytes)):
             raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
-        skip = self.skipped_ids() if skip_special_tokens else set()
+        skip = set(self.special_token_ids()) if skip_special_tokens else set()
         out = bytearray()
         for idx in ids:
             idx = as_token_id(idx)

@@ -140,7 +140,7 @@ class CharTokenizer(Tokenizer):
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         if isinstance(ids, (str, bytes)):
             raise TypeError(f"decode expects a sequence of ids, got {type(ids).__name__}")
-        skip = self.skipped_ids() if skip_special_tokens else set()
+        skip = set(self.special_token_ids()) if skip_special_tokens else set()
         tokens = [self.id_to_token(i) for i in ids]  # every id is checked, skipped or not (99 is an error)
         return "".join(t for i, t in zip(ids, tokens, strict=True) if as_token_id(i) not in skip)
 

@@ -280,7 +280,7 @@ class UnigramTokenizer(Tokenizer):
 
         A run of byte pieces that is not valid UTF-8 gives one U+FFFD per byte, as ``tokenizers``.
         """
-        skip = self.skipped_ids() if skip_special_tokens else set()
+        skip = set(self.special_token_ids()) if skip_special_tokens else set()
         parts: list[str] = []
         pending = bytearray()  # consecutive byte pieces
         for i in map(as_token_id, ids):

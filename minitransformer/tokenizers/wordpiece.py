@@ -282,7 +282,7 @@ class WordPieceTokenizer(Tokenizer):
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """Join the pieces: a ``##`` piece glues onto the previous one, others get a space before."""
-        skip = self.skipped_ids() if skip_special_tokens else set()
+        skip = set(self.special_token_ids()) if skip_special_tokens else set()
         tokens = [self.id_to_token(i) for i in map(as_token_id, ids) if i not in skip]
         out = []
         for i, tok in enumerate(tokens):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}  (loss curve: {run_dir / 'loss.png'}, metrics: {run_dir / 'metrics.jsonl'})")
     # GPT continues a prompt; BERT and T5 fill in what the prompt leaves out.
     prompt = {"gpt": "ROMEO.", "bert": "To be or [MASK] to be", "t5": "To be or <extra_id_0> to be"}[cfg.family]
-    print(f"try: minitransformer generate --run {run_dir} --prompt \"{prompt}\"")
+    print(f"try: minitransformer generate --run {shlex.quote(str(run_dir))} --prompt {shlex.quote(prompt)}")
     return 0
 
 

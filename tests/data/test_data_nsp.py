@@ -71,6 +71,19 @@ def test_short_sequences_appear_with_short_seq_prob():
     assert mean(always_short) < 0.8 * mean(never_short)
 
 
+def test_nsp_batch_cut_shorter_keeps_is_next_pairs_joined():
+    """Framing to a max_len below the pairs' own cuts A from its start too, not from its end."""
+    docs = traceable_documents(50, seed=9)
+    pairs = [p for p in make_nsp_pairs(docs, max_len=64, generator=torch.Generator().manual_seed(2)) if p[2]]
+    batch = nsp_batch(pairs, CLS, SEP, PAD, max_len=24)
+    rows = zip(batch["input_ids"].tolist(), batch["token_type_ids"].tolist(), batch["attention_mask"].tolist(),
+               strict=True)
+    for ids, types, mask in rows:
+        length, n_b = sum(mask), sum(types)  # [CLS] A [SEP] | B [SEP] | padding
+        a, b = ids[1:length - n_b - 1], ids[length - n_b:length - 1]
+        assert len(a) + len(b) <= 24 - 3 and b[0] == a[-1] + 1
+
+
 def test_pairs_from_the_embedded_plays():
     # documents = plays, sentences = split_sentences, "ids" = byte values (no tokenizer needed here)
     plays = list(load_plays().values())[:3]

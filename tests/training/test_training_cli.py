@@ -98,6 +98,13 @@ def test_generate_from_each_family(runs):
     assert code == 0 and "[MASK] at" in out, err
 
 
+def test_the_suggested_command_quotes_a_folder_with_a_space(tmp_path):
+    code, out, err = pretrain("gpt", tmp_path / "my run", "--max-steps", "2", "--sample-every", "0")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("try: "))
+    assert shlex.split(line)[4] == str(tmp_path / "my run")  # try: minitransformer generate --run DIR
+
+
 @pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
 def test_the_command_a_run_suggests_at_the_end_works(runs, family):
     runs(family)

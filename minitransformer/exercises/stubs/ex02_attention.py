@@ -36,6 +36,7 @@ def scaled_dot_product_attention(
         out: (B, h, Tq, d_v), the weighted average of the values for each query.
         weights: (B, h, Tq, Tk), the softmax weights; each row sums to 1 and is exactly 0 at
             masked keys.
+        Both in the dtype of q (float32 here).
 
     Hints:
         - ``k.transpose(-2, -1)`` turns (B, h, Tk, d) into (B, h, d, Tk); ``@`` multiplies the
