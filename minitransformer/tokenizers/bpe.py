@@ -577,13 +577,17 @@ class BPETokenizer(Tokenizer):
 
     # ---- decoding -------------------------------------------------------------------------------
     def _bytes_of(self, idx: int) -> bytes:
-        """The bytes an id stands for (special tokens: their UTF-8 text)."""
+        """The bytes an id stands for.
+
+        As in ``tokenizers``' ByteLevel decoder, the same rule for every entry, special tokens too:
+        a token written entirely in the byte alphabet stands for those bytes (``"<|endoftext|>"`` is
+        its own text, ``"Ġ"`` a space); any other stays as written (its UTF-8 text).
+        """
         if self._token_bytes is None:
             table = unicode_to_bytes()
             self._token_bytes = {}
             for i, token in self._id_to_token.items():
-                if token in self._special_ids or not all(c in table for c in token):
-                    # special tokens, and foreign entries outside the byte alphabet, stay as written
+                if not all(c in table for c in token):  # e.g. "<|中|>", or "[a b]" (a space is "Ġ")
                     self._token_bytes[i] = token.encode("utf-8")
                 else:
                     self._token_bytes[i] = bytes(table[c] for c in token)

@@ -391,3 +391,18 @@ def test_no_text_to_train_on_is_an_error(texts):
     for backend in ("python", "hf"):
         with pytest.raises(ValueError, match="no text to train on"):
             BPETokenizer.train(texts, 300, special_tokens=["<|endoftext|>"], backend=backend)
+
+
+def test_added_tokens_decode_as_tokenizers_decodes_them():
+    """Every token goes through the byte-level decoder, special ones too: "ükeep" is written in the
+    byte alphabet, so it stands for the bytes FC 'keep' (invalid UTF-8 -> U+FFFD), exactly as in
+    tokenizers; "<|中|>" is not, so it stays as written."""
+    text = "the quick brown fox jumps over the lazy dog. " * 20
+    tok = BPETokenizer.train(text, vocab_size=280, special_tokens=[EOT, "ükeep", "<|中|>", "[a b]"])
+    data = tok.to_hf_dict()
+    data["added_tokens"][2]["special"] = False
+    ours, ref = BPETokenizer.from_hf_dict(data), HFTokenizer.from_str(json.dumps(data))
+    ids = ours.encode(f"a ükeep b <|中|> c [a b]{EOT}")
+    for skip in (False, True):
+        assert ours.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip)
+    assert "\ufffdkeep" in ours.decode(ids)
