@@ -269,6 +269,7 @@ if HAVE_MINILM:
         layer, head = divmod(int(score.argmax()), score.shape[1])
         picks[rule] = (layer, head, score[layer, head].item())
         print(f"head most devoted to the {rule:14s}: layer {layer}, head {head:2d} (mean weight {picks[rule][2]:.2f})")
+    assert picks["[CLS]"][2] > 0.5 > picks["[SEP]"][2]  # the text above: [CLS], not [SEP], is the parking spot
     fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4))
     for ax, (rule, (layer, head, _)) in zip(axes, picks.items(), strict=True):
         ax.imshow(weights[layer, head], cmap="viridis", vmin=0)

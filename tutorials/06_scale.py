@@ -73,6 +73,7 @@ for name, (cfg, reported) in REFERENCE.items():
     elapsed = time.perf_counter() - start
     assert counts[name] == analytic_parameter_count(cfg), name
     print(f"{name:14s} {counts[name]:18,d} {human(reported):>7s}   {elapsed:.2f}")
+assert counts["BERT-Large"] < 340e6  # the text below: 336M with its heads, under the paper's 340M
 
 # %% [markdown]
 # ## 2. Where do the parameters live?
@@ -113,6 +114,8 @@ for name, (cfg, _) in REFERENCE.items():
     assert sum(sizes.values()) == counts[name]
     shares[name] = {g: n / counts[name] for g, n in sizes.items()}
     print(f"{name:14s} " + "  ".join(f"{g} {shares[name][g]:5.1%}" for g in GROUPS if sizes[g]))
+# what the text above says, checked: T5-11B spends the largest share on attention
+assert max(shares, key=lambda n: shares[n]["attention"]) == "T5-11B"
 
 fig, ax = plt.subplots(figsize=(8, 3.8))
 left = [0.0] * len(shares)
