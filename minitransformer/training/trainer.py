@@ -514,6 +514,9 @@ class Trainer:
                      f"{where}, {precision}; run folder {self.run_dir}")
             if self.step:
                 self.say(f"resuming at step {self.step}")
+            if cfg.max_steps > cfg.decay_steps:  # e.g. --max-steps grown on --resume
+                self.say(f"note: the learning rate's cosine decay ends at step {cfg.decay_steps} (--lr-decay-steps); "
+                         f"steps {cfg.decay_steps}-{cfg.max_steps} run at --min-lr {cfg.min_lr:g}")
         if self.step == 0 and self.step < cfg.max_steps:
             self._eval_and_log()
         sample_every = cfg.eval_every if cfg.sample_every is None else cfg.sample_every

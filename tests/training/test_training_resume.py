@@ -79,5 +79,8 @@ def test_resume_after_the_end_is_a_no_op_and_resume_can_extend(corpus, tmp_path)
     before = losses(run)
     result = train(config("gpt", corpus, 2), run, resume=True, say=quiet)
     assert result.step == 2 and losses(run) == before
-    result = train(config("gpt", corpus, 4), run, resume=True, say=quiet)   # --max-steps may grow
+    said: list[str] = []
+    result = train(config("gpt", corpus, 4), run, resume=True, say=said.append)   # --max-steps may grow
     assert result.step == 4 and losses(run)[: len(before)] == before
+    # the schedule was planned for 2 steps: the extension runs at min_lr, and the run says so
+    assert any("cosine decay ends at step 2" in line and "steps 2-4" in line for line in said), said
