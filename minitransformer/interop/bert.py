@@ -108,6 +108,9 @@ def config_from_hf(hf_config: dict[str, Any]) -> BertConfig:
     if act not in _ACT_FROM_HF:
         raise ValueError(f"unsupported hidden_act {act!r}; supported: {', '.join(_ACT_FROM_HF)}")
     pad = hf_config.get("pad_token_id", 1 if kind == "roberta" else 0)
+    if kind == "roberta" and (isinstance(pad, bool) or not isinstance(pad, int)):
+        raise ValueError(f"a RoBERTa config needs an integer pad_token_id (positions are numbered from "
+                         f"pad_token_id + 1), got {pad!r}")
     common = dict(
         vocab_size=hf_config["vocab_size"], d_model=hf_config["hidden_size"], n_layers=hf_config["num_hidden_layers"],
         n_heads=hf_config["num_attention_heads"], d_ff=hf_config["intermediate_size"],
@@ -126,12 +129,12 @@ def config_from_hf(hf_config: dict[str, Any]) -> BertConfig:
         offset = pad + 1  # RoBERTa numbers real tokens from padding_idx + 1
         mlm = arch in (None, "RobertaForMaskedLM")
         return BertConfig(**common, max_seq_len=hf_config["max_position_embeddings"] - offset, position_offset=offset,
-                          pooler=not mlm, mlm_head=mlm, nsp_head=False)
+                          pooler=not mlm, mlm_head=mlm, nsp_head=False, mlm_head_activation="gelu")
     mlm, disc = {"ElectraForMaskedLM": (True, False), "ElectraForPreTraining": (False, True),
                  None: (False, True)}.get(arch, (False, False))
     return BertConfig(**common, max_seq_len=hf_config["max_position_embeddings"],
                       embedding_size=hf_config.get("embedding_size", hf_config["hidden_size"]), pooler=False,
-                      mlm_head=mlm, nsp_head=False, discriminator_head=disc)
+                      mlm_head=mlm, nsp_head=False, discriminator_head=disc, mlm_head_activation="gelu")
 
 
 def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
@@ -142,6 +145,10 @@ def config_to_hf(cfg: BertConfig) -> dict[str, Any]:
     kind = hf_model_type(cfg)
     if cfg.activation not in _ACT_TO_HF:
         raise ValueError(f"activation {cfg.activation!r} has no transformers equivalent for BERT")
+    head_act = "gelu" if kind in ("roberta", "electra") else cfg.activation  # what transformers' MLM head uses
+    if cfg.mlm_head and (cfg.mlm_head_activation or cfg.activation) != head_act:
+        raise ValueError(f"transformers' {kind} MLM head uses {head_act!r}; this config's MLM head uses "
+                         f"{cfg.mlm_head_activation or cfg.activation!r}, which it cannot represent")
     if kind == "roberta" and cfg.position_offset != cfg.pad_token_id + 1:
         raise ValueError(f"RoBERTa numbers positions from pad_token_id + 1: position_offset must be "
                          f"{cfg.pad_token_id + 1}, got {cfg.position_offset}")

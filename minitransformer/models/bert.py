@@ -110,7 +110,8 @@ class Bert(nn.Module):
             for _ in range(cfg.n_layers)
         )
         self.pooler = Pooler(d) if cfg.pooler else None
-        self.mlm_head = MLMHead(d, cfg.embedding_size, cfg.vocab_size, cfg.activation, cfg.norm_eps) \
+        self.mlm_head = MLMHead(d, cfg.embedding_size, cfg.vocab_size, cfg.mlm_head_activation or cfg.activation,
+                                cfg.norm_eps) \
             if cfg.mlm_head else None
         self.nsp_head = ClassificationHead(d, 2) if cfg.nsp_head else None
         self.discriminator_head = DiscriminatorHead(d, cfg.activation) if cfg.discriminator_head else None

@@ -152,6 +152,9 @@ class BertConfig(_Config):
     embedding_size: int | None = None  # None -> d_model (ELECTRA-small uses 128 with a projection)
     dropout: float = 0.1
     activation: str = "gelu"
+    # None -> activation. BERT's MLM transform uses the encoder's activation; RoBERTa's LM head and
+    # ELECTRA's generator always use exact GELU, whatever the encoder uses (as in transformers).
+    mlm_head_activation: str | None = None
     norm_eps: float = 1e-12
     pad_token_id: int = 0
     position_offset: int = 0
@@ -165,7 +168,8 @@ class BertConfig(_Config):
         "bert-base": dict(d_model=768, n_layers=12, n_heads=12, d_ff=3072),
         "bert-large": dict(d_model=1024, n_layers=24, n_heads=16, d_ff=4096),
         "roberta-large": dict(vocab_size=50265, d_model=1024, n_layers=24, n_heads=16, d_ff=4096, type_vocab_size=1,
-                              norm_eps=1e-5, pad_token_id=1, position_offset=2, pooler=False, nsp_head=False),
+                              norm_eps=1e-5, pad_token_id=1, position_offset=2, pooler=False, nsp_head=False,
+                              mlm_head_activation="gelu"),
         "electra-large": dict(d_model=1024, n_layers=24, n_heads=16, d_ff=4096, embedding_size=1024, pooler=False,
                               mlm_head=False, nsp_head=False, discriminator_head=True),
         # sentence-transformers' all-MiniLM-L6-v2: a bare 6-layer, 384-wide encoder
@@ -185,6 +189,8 @@ class BertConfig(_Config):
             raise ValueError(f"BertConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         _probability(self, "dropout")
         _choice(self, "activation", ACTIVATIONS)
+        if self.mlm_head_activation is not None:
+            _choice(self, "mlm_head_activation", ACTIVATIONS)
         _choice(self, "attention_backend", BACKENDS)
         check_number("BertConfig.norm_eps", self.norm_eps, 0, low_open=True)
         _flag(self, "pooler", "mlm_head", "nsp_head", "discriminator_head")

@@ -37,6 +37,11 @@ CASES = {
     "electra": (transformers.ElectraForPreTraining, transformers.ElectraConfig, dict(embedding_size=48)),
     "electra-generator": (transformers.ElectraForMaskedLM, transformers.ElectraConfig,
                           dict(embedding_size=24, architectures=["ElectraForMaskedLM"])),
+    # RoBERTa's LM head and ELECTRA's generator use exact GELU whatever hidden_act says
+    "roberta-relu": (transformers.RobertaForMaskedLM, transformers.RobertaConfig,
+                     dict(type_vocab_size=1, pad_token_id=1, max_position_embeddings=42, hidden_act="relu")),
+    "electra-generator-gelu-new": (transformers.ElectraForMaskedLM, transformers.ElectraConfig,
+                                   dict(embedding_size=24, hidden_act="gelu_new", architectures=["ElectraForMaskedLM"])),
 }
 BACKENDS = [("eager", "manual"), ("sdpa", "sdpa")]  # (HF attn_implementation, ours)
 
@@ -216,3 +221,17 @@ def test_parameter_counts_on_meta_device(preset, published, build_hf):
     with torch.device("meta"):
         hf_count = sum(p.numel() for p in build_hf().parameters())
     assert count_parameters(BertConfig.preset(preset)) == hf_count == published
+
+
+def test_mlm_head_activations_transformers_cannot_represent_are_refused_on_export():
+    roberta = dataclasses.replace(BertConfig.preset("roberta-large"), activation="relu")  # head stays exact GELU
+    assert roberta.mlm_head_activation == "gelu"
+    assert bert_interop.config_to_hf(roberta)["hidden_act"] == "relu"
+    bert = dataclasses.replace(BertConfig.preset("bert-base"), activation="relu")  # BERT's head follows
+    assert bert.mlm_head_activation is None and bert_interop.config_to_hf(bert)["hidden_act"] == "relu"
+    with pytest.raises(ValueError, match="MLM head uses 'gelu'"):
+        bert_interop.config_to_hf(BertConfig.preset("roberta-large", activation="relu", mlm_head_activation="relu"))
+    with pytest.raises(ValueError, match="MLM head uses 'relu'"):  # BERT's head follows hidden_act
+        bert_interop.config_to_hf(BertConfig.preset("bert-base", activation="relu", mlm_head_activation="gelu"))
+    with pytest.raises(ValueError, match="integer pad_token_id"):
+        bert_interop.config_from_hf({**transformers.RobertaConfig(**SMALL).to_dict(), "pad_token_id": None})
