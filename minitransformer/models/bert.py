@@ -326,7 +326,7 @@ class Bert(nn.Module):
             warnings.warn(f"{folder} holds no weights for: {', '.join(plain[name] for name in absent)}; the model "
                           f"was built without {'it' if len(absent) == 1 else 'them'} "
                           f"({', '.join(f'{name}=False' for name in absent)})", stacklevel=2)
-        return model
+        return model.eval()  # like GPT and T5: ready to use, dropout off (call .train() to fine-tune)
 
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> Path:
         """Write config.json + model.safetensors (+ tokenizer.json if a tokenizer is given) atomically."""

@@ -192,7 +192,8 @@ def test_save_and_load_our_folder(tmp_path):
     ids, mask = padded_batch()
     model.save_pretrained(tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["family"] == "bert"
-    loaded = Bert.from_pretrained(tmp_path / "run").eval()
+    loaded = Bert.from_pretrained(tmp_path / "run")
+    assert not loaded.training  # ready to use, like GPT's and T5's from_pretrained: dropout off
     assert loaded.absent_heads == []
     with torch.no_grad():
         assert torch.equal(model(ids, attention_mask=mask).mlm_logits, loaded(ids, attention_mask=mask).mlm_logits)
