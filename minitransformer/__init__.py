@@ -11,12 +11,12 @@ BERT-style encoders, GPT-style decoders and T5-style encoder-decoders::
 from __future__ import annotations
 
 from minitransformer.accounting import MemoryEstimate, count_parameters, estimate_memory
-from minitransformer.interop.hf import from_hf, to_hf_state_dict
+from minitransformer.interop.hf import from_hf, to_hf_model, to_hf_state_dict
 from minitransformer.models import GPT, T5, Bert, BertConfig, GPTConfig, T5Config
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GPTConfig", "BertConfig", "T5Config", "GPT", "Bert", "T5",
-    "count_parameters", "estimate_memory", "MemoryEstimate", "from_hf", "to_hf_state_dict",
+    "count_parameters", "estimate_memory", "MemoryEstimate", "from_hf", "to_hf_state_dict", "to_hf_model",
 ]

@@ -70,12 +70,44 @@ def from_hf(hf_model_or_state_dict: nn.Module | dict[str, torch.Tensor], config:
 
 
 def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Our model -> a state dict with Hugging Face names and layouts (load it with ``load_state_dict``)."""
+    """Our model -> a state dict with Hugging Face names and layouts (load it with ``load_state_dict``).
+
+    One trap: transformers 5 ties a T5's ``lm_head`` to ``shared`` in every model it builds from a
+    config, so loading an untied (v1.1) T5's state dict into one writes one matrix over the other.
+    ``to_hf_model`` unties it first; use that, or untie ``lm_head`` yourself before loading.
+    """
     from minitransformer.interop.files import clean_state_dict, unwrap_model
 
     model = unwrap_model(model)
     cfg = getattr(model, "config", None)
     return _interop_for_config(cfg).state_dict_to_hf(clean_state_dict(model.state_dict()), cfg)
+
+
+def to_hf_model(model: nn.Module) -> nn.Module:
+    """Our model -> the matching ``transformers`` model holding the same weights, in eval mode.
+
+    ``GPT2LMHeadModel``, ``T5ForConditionalGeneration``, or the BERT/RoBERTa/ELECTRA class that has
+    our heads (``interop.bert.hf_architecture``). Needs ``transformers`` (a reference, not a runtime need).
+    """
+    import transformers
+
+    from minitransformer.interop.files import unwrap_model
+
+    model = unwrap_model(model)
+    cfg = getattr(model, "config", None)
+    kwargs = hf_config_dict(cfg)
+    if isinstance(cfg, GPTConfig):
+        hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kwargs))
+    elif isinstance(cfg, T5Config):
+        hf = transformers.T5ForConditionalGeneration(transformers.T5Config(**kwargs))
+        if not cfg.tie_embeddings:  # transformers 5 ties the head to `shared` whatever the config says
+            hf.lm_head.weight = nn.Parameter(hf.lm_head.weight.detach().clone())
+    else:
+        config_class = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig,
+                        "electra": transformers.ElectraConfig}[bert_interop.hf_model_type(cfg)]
+        hf = getattr(transformers, bert_interop.hf_architecture(cfg))(config_class(**kwargs))
+    hf.load_state_dict(to_hf_state_dict(model), strict=True)
+    return hf.eval()
 
 
 def hf_config_dict(model_or_config: Any) -> dict[str, Any]:

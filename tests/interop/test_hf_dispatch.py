@@ -6,6 +6,7 @@ import torch
 import transformers
 
 import minitransformer as mt
+from minitransformer.accounting import build_model
 
 TINY_BERT = dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 
@@ -50,3 +51,34 @@ def test_from_hf_rejects_other_things():
                                                                    ffn_dim=32, num_attention_heads=2))
     with pytest.raises(ValueError, match="unsupported Hugging Face model_type 'opt'"):
         mt.from_hf(llama_like)
+
+
+@pytest.mark.parametrize("cfg", [
+    mt.GPTConfig.preset("tiny"),
+    mt.GPTConfig.preset("tiny", tie_embeddings=False),
+    mt.BertConfig.preset("tiny"),
+    mt.BertConfig.preset("tiny", type_vocab_size=1, pad_token_id=1, position_offset=2, pooler=False, nsp_head=False,
+                         activation="relu", mlm_head_activation="gelu"),  # RoBERTa-shaped
+    mt.BertConfig.preset("tiny", embedding_size=32, pooler=False, nsp_head=False),  # ELECTRA generator
+    mt.T5Config.preset("tiny"),
+    mt.T5Config.preset("tiny", feed_forward="gated-gelu", tie_embeddings=False),  # v1.1: untied head
+], ids=["gpt", "gpt-untied", "bert", "roberta", "electra-generator", "t5", "t5-v1.1-untied"])
+def test_to_hf_model_computes_what_ours_computes(cfg):
+    """Random weights, every one perturbed (so an untied head that was overwritten by `shared` shows)."""
+    torch.manual_seed(0)
+    ours = build_model(cfg).eval()
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    hf = mt.to_hf_model(ours)
+    assert not hf.training
+    ids = torch.randint(3, cfg.vocab_size, (2, 9))
+    with torch.no_grad():
+        if isinstance(cfg, mt.T5Config):
+            labels = torch.randint(3, cfg.vocab_size, (2, 5))
+            got, expected = ours(ids, labels=labels).logits, hf(input_ids=ids, labels=labels).logits
+        elif isinstance(cfg, mt.GPTConfig):
+            got, expected = ours(ids).logits, hf(ids).logits
+        else:
+            got, expected = ours(ids).mlm_logits, hf(ids)[0]  # the MLM logits come first
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
