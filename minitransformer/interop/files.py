@@ -57,31 +57,77 @@ def read_config_json(folder: str | Path) -> dict[str, Any]:
     return data
 
 
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file: {e}") from None
+
+
+def _read_tensors_only(path: Path) -> dict[str, torch.Tensor]:
+    """A ``.bin`` file through ``torch.load(weights_only=True)``: plain tensors, never other pickled objects."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # weights_only refuses anything that is not plain tensors
+        # torch's own message runs to many lines and suggests weights_only=False, which would run
+        # whatever code the file holds: we say what is wrong in our words and never suggest that.
+        if isinstance(e, EOFError):
+            why = "the file is empty or cut short"
+        elif isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+            why = "it holds Python objects besides tensors, and loading those could run code from the file"
+        else:
+            why = f"it is not a PyTorch checkpoint ({type(e).__name__})"
+        raise ValueError(f"{path} cannot be loaded as tensors only: {why}. We never unpickle anything else; "
+                         "convert it to safetensors where you trust it") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    return state
+
+
+def _read_sharded(folder: Path, index_name: str, read) -> dict[str, torch.Tensor]:
+    """A checkpoint split over several files, listed in an index (``{"weight_map": {key: file}}``)."""
+    index = folder / index_name
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise TypeError
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise ValueError(f"{index} is not a checkpoint index (a JSON object with a 'weight_map' of "
+                         "tensor name -> shard file)") from None
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        if Path(shard).name != shard:  # only files next to the index, never a path elsewhere
+            raise ValueError(f"{index} names the shard {shard!r}; shards must be files in {folder}")
+        if not (folder / shard).is_file():
+            raise FileNotFoundError(f"{index} lists the shard {shard}, which is not in {folder}")
+        tensors = read(folder / shard)
+        wanted = [key for key, name in weight_map.items() if name == shard]
+        missing = [key for key in wanted if key not in tensors]
+        if missing:
+            raise ValueError(f"{folder / shard} lacks {len(missing)} tensors its index lists, e.g. {missing[0]}")
+        state.update((key, tensors[key]) for key in wanted)
+    return state
+
+
 def load_weights(folder: str | Path) -> dict[str, torch.Tensor]:
-    """Read ``model.safetensors`` (preferred) or ``pytorch_model.bin`` (tensors only) from a folder."""
+    """Read ``model.safetensors`` (preferred) or ``pytorch_model.bin`` (tensors only) from a folder,
+    or the shards that ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json`` list."""
     folder = Path(folder)
     st, binary = folder / WEIGHTS_NAME, folder / "pytorch_model.bin"
     if st.is_file():
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(st))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"{st} is not a readable safetensors file: {e}") from None
+        return _read_safetensors(st)
+    if (folder / f"{WEIGHTS_NAME}.index.json").is_file():
+        return _read_sharded(folder, f"{WEIGHTS_NAME}.index.json", _read_safetensors)
     if binary.is_file():
-        try:
-            state = torch.load(binary, map_location="cpu", weights_only=True)
-        except Exception as e:  # weights_only refuses anything that is not plain tensors
-            # torch's own message runs to many lines and suggests weights_only=False, which would run
-            # whatever code the file holds: we keep only its first line and never make that suggestion.
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{binary} is not a tensors-only checkpoint, and we never unpickle anything else "
-                             f"(convert it to safetensors where you trust it): {first}") from None
-        if not isinstance(state, dict):
-            raise ValueError(f"{binary} does not hold a state dict")
-        return state
-    raise FileNotFoundError(f"no {WEIGHTS_NAME} or pytorch_model.bin in {folder}")
+        return _read_tensors_only(binary)
+    if (folder / "pytorch_model.bin.index.json").is_file():
+        return _read_sharded(folder, "pytorch_model.bin.index.json", _read_tensors_only)
+    raise FileNotFoundError(f"no {WEIGHTS_NAME} or pytorch_model.bin (nor a sharded checkpoint's index) in {folder}")
 
 
 def save_pretrained(model: nn.Module, config: Any, folder: str | Path, family: str,

@@ -243,3 +243,51 @@ def test_pickle_payload_in_bin_is_refused_not_run(tmp_path):
     assert not (tmp_path / "pwned").exists()
     message = str(refused.value)
     assert len(message.splitlines()) == 1 and "weights_only=False" not in message  # one line, no risky advice
+
+
+def test_refusals_of_bin_files_say_what_is_wrong(tmp_path):
+    for content, why in ((b"", "empty or cut short"), (b"hello, not a checkpoint", "not a PyTorch checkpoint")):
+        (tmp_path / "pytorch_model.bin").write_bytes(content)
+        with pytest.raises(ValueError, match=why) as refused:
+            load_weights(tmp_path)
+        assert len(str(refused.value).splitlines()) == 1
+
+
+def test_sharded_checkpoints_load_like_one_file(tmp_path):
+    """transformers' save_pretrained(max_shard_size=...) writes an index and several shards."""
+    import transformers
+
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=61, n_positions=16, n_embd=24, n_layer=2,
+                                                              n_head=3))
+    hf.save_pretrained(tmp_path / "st", max_shard_size="20KB")
+    assert (tmp_path / "st" / "model.safetensors.index.json").is_file()
+    assert len(list((tmp_path / "st").glob("model-*.safetensors"))) > 1
+    expected = hf.state_dict()
+    loaded = load_weights(tmp_path / "st")
+    assert all(torch.equal(loaded[k], expected[k]) for k in loaded) and "transformer.h.1.mlp.c_fc.weight" in loaded
+    from minitransformer.models.gpt import GPT
+
+    ids = torch.randint(0, 61, (1, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(GPT.from_pretrained(tmp_path / "st")(ids).logits, hf.eval()(ids).logits,
+                                   atol=1e-5, rtol=0)
+    # the same shards as .bin files (tensors only)
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    index = json.loads((tmp_path / "st" / "model.safetensors.index.json").read_text())
+    for shard in set(index["weight_map"].values()):
+        torch.save(load_weights_file(tmp_path / "st" / shard), folder / shard.replace(".safetensors", ".bin"))
+    index["weight_map"] = {k: v.replace(".safetensors", ".bin") for k, v in index["weight_map"].items()}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    assert load_weights(folder).keys() == loaded.keys()
+    # an index may only name files next to it
+    index["weight_map"]["lm_head.weight"] = "../elsewhere.bin"
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="must be files in"):
+        load_weights(folder)
+
+
+def load_weights_file(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
