@@ -370,12 +370,21 @@ class MaskedLMObjective(Objective):
                                   mlm_probability=self.cfg.mlm_probability, generator=g,
                                   attention_mask=batch["attention_mask"])
         batch["input_ids"], batch["mlm_labels"] = ids, labels
-        return {k: v[rows] for k, v in batch.items()}
+        out = {k: v[rows] for k, v in batch.items()}
+        # The MLM loss is a mean over masked tokens, and each process (each slice of rows) holds a
+        # different number of them; DDP then averages the processes' gradients with equal weights.
+        # Weighting each slice's mean by its share of the masked tokens (times the number of slices)
+        # makes that average the mean over the whole micro-batch: the same run as one process.
+        n_all, n_here = int((labels != IGNORE_INDEX).sum()), int((out["mlm_labels"] != IGNORE_INDEX).sum())
+        slices = B / out["mlm_labels"].shape[0]
+        out["mlm_weight"] = torch.tensor(n_here * slices / n_all if n_all else 1.0)
+        return out
 
     def loss(self, model, batch):
-        return model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                     attention_mask=batch["attention_mask"], mlm_labels=batch["mlm_labels"],
-                     nsp_labels=batch["nsp_labels"], return_mlm_logits=False).loss
+        out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                    attention_mask=batch["attention_mask"], mlm_labels=batch["mlm_labels"],
+                    nsp_labels=batch["nsp_labels"], return_mlm_logits=False)
+        return out.mlm_loss * batch["mlm_weight"] + out.nsp_loss  # weight: 1.0 in a single process
 
     def eval_sums(self, model, batch):
         out = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],

@@ -1,5 +1,6 @@
 """DistributedDataParallel: two gloo processes (torchrun) train to the same weights as one process
-with the same global batch, gradient accumulation included."""
+with the same global batch, gradient accumulation included. BERT too, whose processes hold different
+numbers of masked tokens."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -19,12 +21,13 @@ SETTINGS = dict(max_steps=4, batch_size=8, grad_accum=2, save_every=4, eval_ever
                 sample_every=0)
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("family", ["gpt", "bert"])
+def test_two_gloo_processes_match_one_process(tmp_path, family):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(load_corpus()[:30_000], encoding="utf-8")
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "minitransformer", "pretrain", "gpt", "--preset", "tiny", "--corpus", str(corpus),
+               "-m", "minitransformer", "pretrain", family, "--preset", "tiny", "--corpus", str(corpus),
                "--out", str(tmp_path / "ddp"), "--device", "cpu", "--no-progress", *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -34,7 +37,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = preset("gpt", "tiny", corpus=str(corpus), device="cpu", progress=False, plot=False, **SETTINGS)
+        cfg = preset(family, "tiny", corpus=str(corpus), device="cpu", progress=False, plot=False, **SETTINGS)
         train(cfg, tmp_path / "single", say=lambda _: None)
     finally:
         torch.set_num_threads(threads)

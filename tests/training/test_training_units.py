@@ -131,7 +131,27 @@ def test_batches_depend_only_on_the_step_and_split_evenly_over_processes(family)
     assert torch.equal(whole[key], again[key]) and not torch.equal(whole[key], other[key])
     parts = [obj.batch(batches.TRAIN, 5, 1, slice(r * 2, r * 2 + 2)) for r in range(3)]  # 3 "processes"
     for name in whole:
-        assert torch.equal(torch.cat([p[name] for p in parts]), whole[name])
+        if whole[name].dim():  # per-row tensors; BERT also carries a scalar loss weight per slice
+            assert torch.equal(torch.cat([p[name] for p in parts]), whole[name])
+
+
+def test_bert_slices_average_to_the_whole_batch_loss():
+    """DDP averages the processes' gradients with equal weights, but each slice of rows holds a
+    different number of masked tokens: the weighted slice losses must average to the whole batch's."""
+    from minitransformer.accounting import build_model
+
+    obj = objective_for("bert", batch_size=6)
+    torch.manual_seed(0)
+    model = build_model(obj.model_config()).eval()
+    whole = obj.batch(batches.TRAIN, 5, 1, slice(None))
+    parts = [obj.batch(batches.TRAIN, 5, 1, slice(r * 2, r * 2 + 2)) for r in range(3)]
+    counts = [int((p["mlm_labels"] != -100).sum()) for p in parts]
+    assert len(set(counts)) > 1  # the slices really differ
+    with torch.no_grad():
+        expected = obj.loss(model, whole)
+        got = sum(obj.loss(model, p) for p in parts) / 3
+    assert float(whole["mlm_weight"]) == 1.0
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_gpt_targets_are_the_inputs_shifted_by_one():
