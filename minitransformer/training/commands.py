@@ -58,6 +58,9 @@ def config_from_args(args: argparse.Namespace):
     from minitransformer.training.presets import DEFAULT_PRESET, preset
 
     vocab_size = args.vocab_size
+    if args.tokenizer not in (None, "char", "bpe", "wordpiece", "unigram") and vocab_size is not None:
+        raise ValueError(f"--vocab-size does not apply to --tokenizer {args.tokenizer}: a tokenizer file brings "
+                         "its own vocabulary")
     if args.tokenizer is not None and args.tokenizer not in ("bpe", "wordpiece", "unigram") and vocab_size is None:
         vocab_size = 0  # a char vocabulary or a tokenizer file decides its own size: drop the preset's
     model = {k: v for k, v in (("d_model", args.d_model), ("n_layers", args.n_layers), ("n_heads", args.n_heads),

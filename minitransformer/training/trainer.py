@@ -337,6 +337,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.metrics = MetricsLog(self.run_dir, enabled=self.dist.is_main)
         self.step, self.best_val_loss = 0, float("inf")
+        self.best_saved_loss = float("inf")  # of the checkpoints written: step 0's evaluation is never one
         self.last_val: dict[str, float] = {}
         self.last_eval_step = -1
         latest = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
@@ -344,6 +345,7 @@ class Trainer:
             state, _ = ckpt.load_checkpoint(latest, self.model, self.optimizer)
             self.step = int(state["step"])
             self.best_val_loss = float(state.get("best_val_loss", float("inf")))
+            self.best_saved_loss = float(state.get("best_saved_loss", self.best_val_loss))
             self.last_val = state.get("last_val", {})
             self.last_eval_step = int(state.get("last_eval_step", -1))
             if self.scaler is not None and state.get("scaler"):
@@ -459,10 +461,15 @@ class Trainer:
             self.model.train()
 
     def save(self) -> None:
-        is_best = self.last_eval_step == self.step and self.last_val.get("loss", math.inf) <= self.best_val_loss
+        # "best" among the checkpoints written, judged by the validation loss at their own step
+        loss_now = self.last_val.get("loss", math.inf) if self.last_eval_step == self.step else math.inf
+        is_best = math.isfinite(loss_now) and loss_now <= self.best_saved_loss
+        if is_best:
+            self.best_saved_loss = loss_now
         cfg = self.cfg
         state = {
-            "family": cfg.family, "best_val_loss": self.best_val_loss, "last_val": self.last_val,
+            "family": cfg.family, "best_val_loss": self.best_val_loss, "best_saved_loss": self.best_saved_loss,
+            "last_val": self.last_val,
             "last_eval_step": self.last_eval_step,
             # the schedule is a function of the step: these numbers are all it needs
             "scheduler": {"kind": "linear warm-up, cosine decay", "next_lr": lr_at(self.step, cfg), "lr": cfg.lr,
@@ -514,6 +521,9 @@ class Trainer:
                      f"{where}, {precision}; run folder {self.run_dir}")
             if self.step:
                 self.say(f"resuming at step {self.step}")
+            if self.step >= cfg.max_steps:
+                self.say(f"nothing to train: the run is at step {self.step} and --max-steps is {cfg.max_steps} "
+                         "(give a larger --max-steps to continue it)")
             if cfg.max_steps > cfg.decay_steps:  # e.g. --max-steps grown on --resume
                 self.say(f"note: the learning rate's cosine decay ends at step {cfg.decay_steps} (--lr-decay-steps); "
                          f"steps {cfg.decay_steps}-{cfg.max_steps} run at --min-lr {cfg.min_lr:g}")

@@ -282,6 +282,20 @@ def test_bad_settings(runs, tmp_path):
     assert not out.exists()
 
 
+def test_vocab_size_with_a_tokenizer_file_is_refused(tmp_path):
+    tok = tmp_path / "tok.json"
+    code, _, err = run_cli("tokenizer", "train", "--kind", "char", "--corpus", str(_small_corpus(tmp_path)), "--out", tok)
+    assert code == 0, err
+    code, _, err = pretrain("gpt", tmp_path / "run", "--tokenizer", tok, "--vocab-size", "300")
+    assert_one_line_error(code, err, "pretrain", "--vocab-size does not apply", "brings its own vocabulary")
+
+
+def _small_corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("to be or not to be, that is the question\n" * 50, encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize("argv,command,needle", [
     (("pretrain", "gpt", "--max-steps", "-3"), "pretrain", "--max-steps"),
     (("pretrain", "llama"), "pretrain", "invalid choice: 'llama'"),

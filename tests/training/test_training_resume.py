@@ -77,10 +77,24 @@ def test_resume_after_the_end_is_a_no_op_and_resume_can_extend(corpus, tmp_path)
     run = tmp_path / "run"
     train(config("gpt", corpus, 2, lr_decay_steps=None), run, say=quiet)
     before = losses(run)
-    result = train(config("gpt", corpus, 2, lr_decay_steps=None), run, resume=True, say=quiet)
+    said: list[str] = []
+    result = train(config("gpt", corpus, 2, lr_decay_steps=None), run, resume=True, say=said.append)
     assert result.step == 2 and losses(run) == before
+    assert any(line.startswith("nothing to train: the run is at step 2") for line in said), said
     said: list[str] = []
     result = train(config("gpt", corpus, 4, lr_decay_steps=None), run, resume=True, say=said.append)   # --max-steps may grow
     assert result.step == 4 and losses(run)[: len(before)] == before
     # the schedule was planned at the first launch, for 2 steps: the extension runs at min_lr, and says so
     assert any("cosine decay ends at step 2" in line and "steps 2-4" in line for line in said), said
+
+
+def test_a_best_checkpoint_is_kept_even_when_the_untrained_model_scored_best(corpus, tmp_path):
+    """Step 0's evaluation is never a checkpoint: "best" is the best of the checkpoints written."""
+    run = tmp_path / "run"
+    cfg = config("gpt", corpus, 6, lr=3.0, min_lr=3.0, warmup_steps=0, grad_clip=0.0, save_every=2, eval_every=2,
+                 keep_last=1, lr_decay_steps=None)  # a learning rate that makes every step worse
+    train(cfg, run, say=quiet)
+    val = {step: loss for step, split, loss in losses(run) if split == "val"}
+    assert val[0] < min(val[s] for s in (2, 4, 6))  # the untrained model did score best
+    best = (run / "checkpoints" / "best").read_text().strip()
+    assert best == f"ckpt-{min((2, 4, 6), key=val.get):06d}" and (run / "checkpoints" / best).is_dir()
