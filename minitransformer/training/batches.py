@@ -510,7 +510,8 @@ class SpanCorruptionObjective(Objective):
         batch = self.batch(VAL, 0, 0, slice(0, 1))
         ids = batch["input_ids"].to(device)
         mask = batch["attention_mask"].to(device)
-        out = model.generate(ids, attention_mask=mask, max_new_tokens=self.targets_length)
+        n_new = max(1, min(self.cfg.sample_tokens, self.targets_length))  # a target is never longer
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=n_new)
         def dec(ids: list[int]) -> str:
             return self.tokenizer.decode(ids).replace("\n", "⏎ ")
 

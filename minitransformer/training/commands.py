@@ -226,7 +226,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-batches", type=_positive_int, default=None)
     p.add_argument("--log-every", type=_positive_int, default=None)
     p.add_argument("--sample-every", type=_nonnegative_int, default=None, help="0: only at the end")
-    p.add_argument("--sample-tokens", type=_nonnegative_int, default=None)
+    p.add_argument("--sample-tokens", type=_nonnegative_int, default=None,
+                   help="tokens per sample (GPT: new tokens; T5: at most the span-corruption target length; "
+                        "BERT's samples fill in [MASK]s and do not use it)")
     p.add_argument("--d-model", type=_positive_int, default=None)
     p.add_argument("--n-layers", type=_positive_int, default=None)
     p.add_argument("--n-heads", type=_positive_int, default=None)

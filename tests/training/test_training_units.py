@@ -224,3 +224,16 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
 
     top, kept = load_file(str(run / "model.safetensors")), load_file(str(run / "checkpoints/ckpt-000005/model.safetensors"))
     assert all(torch.equal(top[k], kept[k]) for k in kept)
+
+
+def test_t5_samples_respect_sample_tokens():
+    from minitransformer.accounting import build_model
+
+    obj = objective_for("t5", sample_tokens=3)
+    torch.manual_seed(0)
+    model = build_model(obj.model_config()).eval()
+    calls = []
+    generate = model.generate
+    model.generate = lambda *a, **k: calls.append(k["max_new_tokens"]) or generate(*a, **k)
+    text = obj.sample(model, torch.device("cpu"))
+    assert calls == [3] and text.startswith("input:")
