@@ -123,6 +123,26 @@ def _shape(cfg: Config) -> tuple[int, int, int, int, int, int]:
     return cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_model, cfg.d_ff, cfg.vocab_size
 
 
+def _saved_for_backward_16bit(cfg: Config, b: int, s: int) -> float:
+    """Bytes (at 16 bits per value) that backward keeps from one forward pass of all layers.
+
+    Korthikanti et al. 2022 (eq. 1, no recomputation) count, per layer and per s·b positions: the
+    attention block 11·d (input, Q, K, V, the output projection's input, a dropout mask) plus 5·a·s
+    for the a heads' scores (softmax output, dropout mask, dropout output); the MLP 19·d; the two
+    norms 4·d: 34·s·b·d + 5·a·s²·b. That count assumes an attention width w = d and d_ff = 4·d.
+    Written with w and f = d_ff it is 3·d + 8·w for attention and 3·d + 4·f for the MLP (8·f when
+    gated: two projections, the activation and their product). T5's decoder layers add a norm and a
+    cross-attention block, 5·d + 8·w + 5·a·s (keys and values over the encoder's s positions).
+    """
+    _, d, a, w, f, _ = _shape(cfg)
+    gated = isinstance(cfg, T5Config) and cfg.feed_forward.startswith("gated")
+    layer = s * b * ((3 * d + 8 * w) + (3 * d + (8 if gated else 4) * f) + 4 * d + 5 * a * s)
+    if not isinstance(cfg, T5Config):
+        return cfg.n_layers * layer
+    cross = s * b * (5 * d + 8 * w + 5 * a * s)
+    return cfg.n_layers * layer + cfg.n_decoder_layers * (layer + cross)
+
+
 def estimate_memory(cfg: Config, batch_size: int = 1, seq_len: int = 512, dtype: str = "float32",
                     training: bool = False) -> MemoryEstimate:
     """Estimate memory in bytes; ``p`` = bytes per value of ``dtype``, N = parameters, b = batch, s = seq_len.
@@ -132,7 +152,9 @@ def estimate_memory(cfg: Config, batch_size: int = 1, seq_len: int = 512, dtype:
     - optimizer (training): AdamW's two moments in float32, 8·N; in 16-bit training also a float32
       master copy of the weights, +4·N (mixed-precision recipe of Micikevicius et al. 2018).
     - activations, training: what backward needs per layer, s·b·d·(34 + 5·h·s/d) bytes at 16 bits
-      (Korthikanti et al. 2022, eq. 1, no recomputation), scaled by p/2, plus the logits b·s·V·p.
+      (Korthikanti et al. 2022, eq. 1, no recomputation) where the attention is d wide and d_ff = 4·d,
+      generalised to other widths and to T5's cross-attention (``_saved_for_backward_16bit``),
+      scaled by p/2, plus the logits b·s·V·p.
       Inference: the largest transient tensors of one layer, b·s·(2d + d_ff)·p + b·h·s²·p, plus logits.
     - kv_cache (inference, decoders): 2 (K and V) · layers · b · s · inner · p. T5 counts its decoder's
       self- and cross-attention caches over ``seq_len`` positions each.
@@ -151,8 +173,7 @@ def estimate_memory(cfg: Config, batch_size: int = 1, seq_len: int = 512, dtype:
     if training:
         gradients = n * p
         optimizer = 8 * n + (4 * n if p < 4 else 0)
-        per_layer_16bit = s * b * d * (34 + 5 * h * s / d)
-        activations = int(n_layers * per_layer_16bit * p / 2) + logits
+        activations = int(_saved_for_backward_16bit(cfg, b, s) * p / 2) + logits
         kv_cache = 0
     else:
         gradients = optimizer = 0

@@ -6,6 +6,7 @@ device, so every number below has an independent source.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -237,3 +238,64 @@ def test_count_parameters_rejects_other_types():
 
 def test_estimate_memory_with_the_real_count():
     assert estimate_memory(GPTConfig.preset("gpt2-117m"), dtype="float32").weights == 124_439_808 * 4
+
+
+# ---- training activations: Korthikanti et al.'s count, generalised -----------------------------------
+def _korthikanti(layers: int, d: int, a: int, s: int, b: int) -> float:
+    """Their eq. 1 at 16 bits, per layer: 34·s·b·d + 5·a·s²·b."""
+    return layers * (34 * s * b * d + 5 * a * s * s * b)
+
+
+@pytest.mark.parametrize("cfg", SMALL[:2], ids=["gpt", "bert"])
+def test_training_activations_are_korthikanti_where_its_assumptions_hold(analytic_counts, cfg):
+    b, s, p = 2, 128, 2
+    got = estimate_memory(cfg, batch_size=b, seq_len=s, dtype="bfloat16", training=True).activations
+    assert got == int(_korthikanti(cfg.n_layers, cfg.d_model, cfg.n_heads, s, b)) + b * s * cfg.vocab_size * p
+
+
+def test_t5_activations_add_the_decoders_cross_attention_and_follow_the_widths(analytic_counts):
+    b, s = 1, 64
+    cfg = T5Config.preset("t5-small")  # 8 heads x 64 = d_model, d_ff = 4 d_model: Korthikanti's shape
+    d, a = cfg.d_model, cfg.n_heads
+    cross = cfg.n_decoder_layers * (13 * s * b * d + 5 * a * s * s * b)  # norm, then 5d + 8w + 5as with w = d
+    expected = _korthikanti(cfg.n_layers + cfg.n_decoder_layers, d, a, s, b) + cross
+    got = estimate_memory(cfg, batch_size=b, seq_len=s, dtype="bfloat16", training=True).activations
+    assert got == int(expected) + b * s * cfg.vocab_size * 2
+    wide = dataclasses.replace(cfg, d_kv=128, d_ff=8 * d)  # wider attention and feed-forward keep more
+    assert estimate_memory(wide, batch_size=b, seq_len=s, training=True).activations > estimate_memory(
+        cfg, batch_size=b, seq_len=s, training=True).activations
+
+
+def _saved_for_backward(model: torch.nn.Module, run) -> int:
+    """Bytes of the distinct tensors autograd keeps for backward during ``run()``, weights excluded."""
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(kept.values())
+
+
+@pytest.mark.parametrize("family", ["gpt", "t5"])
+def test_training_activations_are_the_right_size_for_our_models(family):
+    """Measured, float32: what our models keep for backward is within a factor 1.5 of the estimate."""
+    from minitransformer.accounting import build_model
+
+    b, s = 2, 64
+    if family == "gpt":
+        cfg = GPTConfig(vocab_size=64, max_seq_len=s, d_model=64, n_layers=2, n_heads=4, dropout=0.1,
+                        attention_backend="manual")
+    else:
+        cfg = T5Config(vocab_size=64, d_model=64, d_kv=16, n_heads=4, d_ff=256, n_layers=2, dropout=0.1)
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    ids = torch.randint(0, 64, (b, s))
+    measured = _saved_for_backward(model, lambda: model(ids, labels=ids))
+    estimated = estimate_memory(cfg, batch_size=b, seq_len=s, training=True).activations
+    assert 0.67 < measured / estimated < 1.5, (measured, estimated)
