@@ -157,8 +157,8 @@ class KVCache:
         return 0 if self.k is None else self.k.shape[-2]
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.k is None:
-            self.k, self.v = k, v
+        if self.k is None:  # copies: k and v may be views into the fused q|k|v output, which would
+            self.k, self.v = k.contiguous(), v.contiguous()  # otherwise stay alive (1.5x the cache)
         else:
             self.k = torch.cat([self.k, k], dim=-2)
             self.v = torch.cat([self.v, v], dim=-2)

@@ -361,3 +361,18 @@ def test_flops_per_token_and_mfu():
     torch.manual_seed(0)
     peak = measure_matmul_peak("cpu", torch.float32, size=64, seconds=0.05)
     assert peak > 0 and torch.equal(torch.rand(3), expected)  # the caller's RNG stream is untouched
+
+
+def test_the_cache_after_a_prompt_holds_just_its_keys_and_values():
+    """The cache's K and V are not views into the fused q|k|v output (which would keep Q alive too):
+    its memory is what accounting.estimate_memory says, 2 x layers x B x T x d_model values."""
+    from minitransformer.accounting import estimate_memory
+
+    model = tiny().eval()
+    cache = model.new_cache()
+    ids = torch.randint(0, model.config.vocab_size, (2, 10))
+    with torch.no_grad():
+        model(ids, cache=cache)
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                for layer in cache.self_attn for t in (layer.k, layer.v)}
+    assert sum(storages.values()) == estimate_memory(model.config, batch_size=2, seq_len=10).kv_cache
