@@ -193,11 +193,10 @@ def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, ids: torch.T
 
 def throughput_markdown(steps: int = 5) -> str:
     """Training-step tokens/s of small GPTs (fp32, AdamW) and model-FLOPs utilisation vs a measured matmul peak."""
+    from minitransformer.flops import gpt_flops_per_token, measure_matmul_peak, mfu
     from minitransformer.models.gpt import GPT
 
-    n = 1024
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    peak = 2 * n**3 / _time(lambda: a @ b, 10)  # FLOP/s of a large fp32 matmul on this machine
+    peak = measure_matmul_peak("cpu")  # the best FLOP/s of a 1024 x 1024 fp32 matmul, as everywhere else
     lines = [f"Measured fp32 matmul peak: {peak / 1e9:,.1f} GFLOP/s ({torch.get_num_threads()} threads)", "",
              "| shape | params | batch x context | tokens/s | MFU |", "|---|---:|---:|---:|---:|"]
     for name, batch in (("tiny", 16), ("shakespeare-char", 8)):
@@ -209,9 +208,9 @@ def throughput_markdown(steps: int = 5) -> str:
         seconds = _time(lambda m=model, o=opt, x=ids: _train_step(m, o, x), steps)
         tokens_per_s = batch * cfg.max_seq_len / seconds
         n_params = count_parameters(model)
-        flops_per_token = 6 * n_params + 12 * cfg.n_layers * cfg.max_seq_len * cfg.d_model
+        utilisation = mfu(tokens_per_s, gpt_flops_per_token(cfg), peak)  # N without the position table
         lines.append(f"| {name} | {n_params:,} | {batch} x {cfg.max_seq_len} | {tokens_per_s:,.0f} | "
-                     f"{100 * tokens_per_s * flops_per_token / peak:.1f}% |")
+                     f"{100 * utilisation:.1f}% |")
     return "\n".join(lines)
 
 
