@@ -158,6 +158,12 @@ def estimate_memory(cfg: Config, batch_size: int = 1, seq_len: int = 512, dtype:
       Inference: the largest transient tensors of one layer, b·s·(2d + d_ff)·p + b·h·s²·p, plus logits.
     - kv_cache (inference, decoders): 2 (K and V) · layers · b · s · inner · p. T5 counts its decoder's
       self- and cross-attention caches over ``seq_len`` positions each.
+
+    16-bit training here means 16-bit weights and gradients with a float32 master copy. PyTorch's
+    autocast (our trainer's ``--dtype bfloat16``) keeps float32 weights and gradients instead: the
+    same 16·N bytes in total, split 4 + 4 + 8, but it also keeps 16-bit copies of the weights and
+    some float32 tensors for backward; measured at GPT-2 117M (b=1, s=512) its activations were
+    about 2x this estimate.
     """
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}")

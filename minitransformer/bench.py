@@ -241,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if args.what == "table":
         rows = reference_table(measure_up_to=args.measure_up_to, seq_len=args.seq_len)
-        _emit(table_markdown(rows, args.seq_len), out, "reference_table")
+        command = (f"`minitransformer bench table --measure-up-to {args.measure_up_to} --seq-len {args.seq_len}` "
+                   "(which models are measured on disk depends on --measure-up-to)\n\n")
+        _emit(command + table_markdown(rows, args.seq_len), out, "reference_table")
         if out:
             plot_table(rows, Path(out) / "reference_table.png")
     elif args.what == "scaling":
