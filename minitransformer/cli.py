@@ -2,11 +2,13 @@
 
 Each area adds its own sub-commands (``add_commands(subparsers)``) and does the work in its own
 module; this file only wires them together and turns user errors into one line + exit code 2.
-Exit codes: 0 done, 2 user error, 3 ``pretrain`` diverged (NaN/inf loss), 130 interrupted.
+Exit codes: 0 done, 2 user error, 3 ``pretrain`` diverged (NaN/inf loss), 130 interrupted, 141 the
+output pipe closed (``| head``).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -50,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... generate ... | head`): stop quietly, as cat does
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail
+        except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+            pass
+        return 141  # 128 + SIGPIPE, the shell's code for a closed pipe
 
 
 if __name__ == "__main__":

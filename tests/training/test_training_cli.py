@@ -5,13 +5,18 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from minitransformer import cli
 from minitransformer.training.metrics import read_metrics
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -313,3 +318,15 @@ def test_argument_errors_are_one_line_too(argv, command, needle):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith(f"minitransformer {command}".rstrip() + ": error: ") and needle in lines[0]
+
+
+def test_a_closed_output_pipe_ends_quietly(runs):
+    """`minitransformer generate ... | head -3`: the reader leaves early; no traceback, exit 141 like cat."""
+    command = [sys.executable, "-m", "minitransformer", "generate", "--run", str(runs("gpt")), "--prompt", "ROMEO.",
+               "--max-new-tokens", "2000", "--device", "cpu"]
+    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    reader.stdout.read(20)
+    reader.stdout.close()  # what `head` does once it has its lines
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(timeout=120) == 141 and "Traceback" not in stderr, stderr
