@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from minitransformer.checks import check_int
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer as HFTokenizer
 
@@ -127,8 +129,7 @@ class Tokenizer(ABC):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         seqs = [self.encode(t) if isinstance(t, str) else [as_token_id(i) for i in t] for t in texts]
         if max_length is not None:
-            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-                raise ValueError(f"max_length must be an integer >= 1, got {max_length!r}")
+            check_int("max_length", max_length, 1)
             for i, s in enumerate(seqs):
                 if len(s) > max_length:
                     if not truncation:
@@ -152,9 +153,7 @@ class Tokenizer(ABC):
         b = self.encode(text_b) if text_b is not None else []
         if max_length is not None:
             specials = 3 if text_b is not None else 2  # [CLS] a [SEP] (b [SEP])
-            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < specials:
-                raise ValueError(f"max_length must be an integer >= {specials} (room for [CLS] and [SEP]), "
-                                 f"got {max_length!r}")
+            check_int("max_length", max_length, specials)  # room for [CLS] and [SEP] at least
             a, b = truncate_longest_first(a, b, max_length - specials)
         ids = [cls_id] + a + [sep_id]
         types = [0] * len(ids)

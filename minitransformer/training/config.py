@@ -86,38 +86,26 @@ class TrainConfig:
         """ValueError naming the setting and what is allowed."""
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
-        for name in ("seq_len", "batch_size", "grad_accum", "eval_every", "eval_batches", "log_every",
+        for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "eval_every", "eval_batches", "log_every",
                      "save_every", "keep_last"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        check_int("max_steps", self.max_steps, 1)
+            check_int(name, getattr(self, name), 1)
         for name in ("warmup_steps", "sample_tokens", "n_sentinels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.lr_decay_steps is not None and self.lr_decay_steps < 1:
-            raise ValueError(f"lr_decay_steps must be >= 1, got {self.lr_decay_steps}")
-        if self.sample_every is not None and self.sample_every < 0:
-            raise ValueError(f"sample_every must be >= 0, got {self.sample_every}")
-        for name in ("lr", "min_lr", "weight_decay", "grad_clip"):  # NaN would pass every comparison below
-            check_number(name, getattr(self, name))
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
+            check_int(name, getattr(self, name), 0)
+        if self.lr_decay_steps is not None:
+            check_int("lr_decay_steps", self.lr_decay_steps, 1)
+        if self.sample_every is not None:
+            check_int("sample_every", self.sample_every, 0)
+        # finite numbers only: NaN would pass every comparison
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("min_lr", self.min_lr, 0, self.lr)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("grad_clip", self.grad_clip, 0)
         check_int("seed", self.seed, 0, 2**63 - 1)
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        for name in ("mlm_probability", "noise_density"):
-            if not 0 < getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.mean_noise_span_length < 1:
-            raise ValueError(f"mean_noise_span_length must be >= 1, got {self.mean_noise_span_length}")
+        for name in ("beta1", "beta2"):
+            check_number(name, getattr(self, name), 0, 1, high_open=True)
+        for name in ("val_fraction", "mlm_probability", "noise_density"):
+            check_number(name, getattr(self, name), 0, 1, low_open=True, high_open=True)
+        check_number("mean_noise_span_length", self.mean_noise_span_length, 1)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.threads is not None:

@@ -524,7 +524,7 @@ class Trainer:
             if self.step >= cfg.max_steps:
                 self.say(f"nothing to train: the run is at step {self.step} and --max-steps is {cfg.max_steps} "
                          "(give a larger --max-steps to continue it)")
-            if cfg.max_steps > cfg.decay_steps:  # e.g. --max-steps grown on --resume
+            elif cfg.max_steps > cfg.decay_steps:  # e.g. --max-steps grown on --resume
                 self.say(f"note: the learning rate's cosine decay ends at step {cfg.decay_steps} (--lr-decay-steps); "
                          f"steps {cfg.decay_steps}-{cfg.max_steps} run at --min-lr {cfg.min_lr:g}")
         if self.step == 0 and self.step < cfg.max_steps:
