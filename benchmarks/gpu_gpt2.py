@@ -5,6 +5,7 @@
     python benchmarks/gpu_gpt2.py --out gpt2.md   # also write the markdown table to a file
     python benchmarks/gpu_gpt2.py --profile 3     # eager: the kernels that take the time, device idle share
     python benchmarks/gpu_gpt2.py --padded-vocab  # also ours with the vocabulary padded to 50,304
+    python benchmarks/gpu_gpt2.py --unaligned-head  # also ours with the LM head's rows 50,257 long (eager)
 
 Setup: batch 16 x 1024 tokens, bf16 autocast, fused AdamW (same settings for both models), dropout
 0 (as in nanoGPT's GPT-2 pretraining), random tokens. Each model is timed in alternating rounds in
@@ -110,12 +111,25 @@ def make_runners(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args,
     models = [("minitransformer GPT", ours, make_adamw(ours, lr=6e-4, weight_decay=0.1, fused=True), True),
               ("transformers GPT2LMHeadModel", hf,
                torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False)]
+    if args.unaligned_head and backend is None:  # under torch.compile inductor pads such products itself
+        torch.manual_seed(0)
+        model = GPT(cfg).to(device).train()
+        model.logits_multiple_of = 1  # the plain F.linear LM head: output rows 50,257 elements long
+        models.append(("minitransformer GPT, LM head not 8-aligned (diagnostic)", model,
+                       make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
     if args.padded_vocab:
         padded = dataclasses.replace(cfg, vocab_size=-(-cfg.vocab_size // 64) * 64)
         torch.manual_seed(0)
         model = GPT(padded).to(device).train()
         models.append((f"minitransformer GPT, vocab padded to {padded.vocab_size} (diagnostic)", model,
                        make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
+    if args.nanogpt_config:
+        # nanoGPT train.py's own defaults for GPT-2 124M: no biases, vocabulary padded to 50,304
+        nano = dataclasses.replace(cfg, vocab_size=-(-cfg.vocab_size // 64) * 64, bias=False)
+        torch.manual_seed(0)
+        model = GPT(nano).to(device).train()
+        models.append((f"minitransformer GPT, nanoGPT's defaults: vocab {nano.vocab_size}, no biases (diagnostic)",
+                       model, make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
     return [Runner(name, model, opt, is_ours, args.batch, args.seq, cfg.vocab_size, device, dtype, backend)
             for name, model, opt, is_ours in models]
 
@@ -161,6 +175,10 @@ def main() -> None:
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="instead of timing: profile STEPS eager steps of each model and print the kernels "
                         "that take the most device time, and how much of the step the device sat idle")
+    p.add_argument("--unaligned-head", action="store_true",
+                   help="also time (eager) our GPT with a plain F.linear LM head, without vocab_logits' 8-alignment")
+    p.add_argument("--nanogpt-config", action="store_true",
+                   help="also time our GPT at nanoGPT train.py's defaults (vocab 50,304, bias=False)")
     p.add_argument("--padded-vocab", action="store_true",
                    help="also time our GPT with the vocabulary padded to a multiple of 64 (nanoGPT's trick)")
     args = p.parse_args()

@@ -31,7 +31,12 @@ from torch import nn
 from minitransformer.models.config import GPTConfig
 from minitransformer.nn.attention import check_padding_mask, padding_bias
 from minitransformer.nn.dropout import Dropout
-from minitransformer.nn.embeddings import LearnedPositionalEmbedding, TokenEmbedding, check_ids
+from minitransformer.nn.embeddings import (
+    LearnedPositionalEmbedding,
+    TokenEmbedding,
+    check_ids,
+    padded_vocab_logits,
+)
 from minitransformer.nn.layers import DecoderCache, DecoderLayer
 from minitransformer.nn.norms import make_norm
 
@@ -42,13 +47,15 @@ IGNORE_INDEX = -100  # labels with this value do not count in the loss
 class GPTOutput:
     """What ``GPT.forward`` returns."""
 
-    logits: torch.Tensor  # (B, T, vocab_size), or (B, 1, vocab_size) with last_only=True
+    logits: torch.Tensor  # (B, T, vocab_size), or (B, 1, vocab_size) with last_only=True; on a GPU a view, not contiguous
     loss: torch.Tensor | None = None  # mean cross-entropy over labels != -100
     attentions: list[torch.Tensor] | None = None  # per layer (B, n_heads, T, T_total), if asked
 
 
 class GPT(nn.Module):
     """A GPT-2-style language model built from the shared blocks in ``minitransformer.nn``."""
+
+    logits_multiple_of: int | None = None  # padded_vocab_logits' padding: None = 8 on a GPU, 1 on the CPU
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -146,7 +153,10 @@ class GPT(nn.Module):
         x = self.final_norm(x)  # (B, T, C)
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C)
-        logits = self.lm_head(x)  # (B, T, V)
+        # self.lm_head(x), with the vocabulary padded to a multiple of 8 on a GPU (fast kernels); the
+        # pad columns score so low that the loss and its gradients are those of the V real columns
+        scores = padded_vocab_logits(x, self.lm_head.weight, multiple_of=self.logits_multiple_of)  # (B, T, V + pad)
+        logits = scores[..., :self.config.vocab_size]  # (B, T, V); not contiguous when padded
 
         loss = None
         if labels is not None:
@@ -168,7 +178,7 @@ class GPT(nn.Module):
                 if not any_target:
                     raise ValueError("no position has a target to predict (every next-token label is -100 or "
                                      "padding, or the sequence is one token long): the mean loss would be NaN")
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+            loss = F.cross_entropy(scores.reshape(-1, scores.size(-1)).float(), targets.reshape(-1),
                                    ignore_index=IGNORE_INDEX)
         return GPTOutput(logits=logits, loss=loss, attentions=attentions if need_weights else None)
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from minitransformer.checks import check_int
 
 
 def check_ids(ids: torch.Tensor, size: int, what: str = "input_ids") -> None:
@@ -25,6 +28,44 @@ def check_ids(ids: torch.Tensor, size: int, what: str = "input_ids") -> None:
         lo, hi = torch.stack(torch.aminmax(ids)).tolist()  # one device sync, not two
         if lo < 0 or hi >= size:
             raise ValueError(f"{what} must be in [0, {size}), got values in [{lo}, {hi}]")
+
+
+PAD_SCORE = -65504.0  # float16's lowest finite number: finite in every float dtype, far below any real score
+
+
+def padded_vocab_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                        multiple_of: int | None = None) -> torch.Tensor:
+    """Scores over the vocabulary, ``x @ weightᵀ (+ bias)``, with the vocabulary padded for fast GPU kernels.
+
+    (..., C) with weight (V, C) -> (..., V + pad), where pad = ``-V % multiple_of``. The first V
+    columns are the scores; the pad columns hold ``PAD_SCORE``, so a softmax or cross-entropy over
+    all V + pad columns gives them probability exactly 0 (exp underflows) and sends them no
+    gradient: the loss and every gradient are those of the V real columns.
+
+    Why: on a GPU a half-precision matrix multiply whose rows are not a multiple of 8 elements
+    (16 bytes) misses cuBLAS's fast tensor-core kernels, and the LM head's rows are V long. GPT-2's
+    50,257 and BERT's 30,522 are not multiples of 8; for GPT-2 124M on an H200 the unaligned head
+    made the whole eager training step 1.45-1.5x slower (benchmarks/results/gpt2_gpu.md). nanoGPT pads
+    the vocabulary itself to 50,304, which adds classes the model can predict; this does not.
+    ``multiple_of=None`` means 8 on a GPU and 1 (plain ``F.linear``, no padding) on the CPU.
+    """
+    if multiple_of is None:
+        multiple_of = 1 if x.device.type == "cpu" else 8
+    check_int("multiple_of", multiple_of, 1)
+    pad = -weight.shape[0] % multiple_of
+    if pad == 0:
+        return F.linear(x, weight, bias)
+    weight = F.pad(weight, (0, 0, 0, pad))  # (V + pad, C): zero rows, so the pad scores are the bias
+    if bias is None:
+        bias = torch.zeros(weight.shape[0] - pad, dtype=weight.dtype, device=weight.device)
+    bias = F.pad(bias, (0, pad), value=PAD_SCORE)  # (V + pad,)
+    return F.linear(x, weight, bias)  # (..., V + pad); the bias add is fused into the product
+
+
+def vocab_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                 multiple_of: int | None = None) -> torch.Tensor:
+    """``x @ weightᵀ (+ bias)`` -> (..., V), through ``padded_vocab_logits`` (on a GPU a view, not contiguous)."""
+    return padded_vocab_logits(x, weight, bias, multiple_of)[..., :weight.shape[0]]
 
 
 class TokenEmbedding(nn.Embedding):

@@ -121,6 +121,29 @@ def test_left_padding_equals_unpadded_rows():
         assert torch.allclose(padded[i, -len(p):], alone, atol=1e-5)
 
 
+@pytest.mark.parametrize("autocast", [False, True])
+def test_vocabulary_padded_for_the_gpu_changes_nothing(autocast):
+    """On a GPU the LM head pads the vocabulary (53 here) to a multiple of 8; forced on here on the CPU,
+    it gives the same logits, loss (with padding masks), gradients and greedy generation."""
+    plain, padded = tiny(seed=3).train(), tiny(seed=3).train()
+    padded.logits_multiple_of = 8
+    ids, mask = left_pad([ids_of((12,), seed=1).tolist(), ids_of((7,), seed=2).tolist()], pad_token_id=0)
+    outs = []
+    for model in (plain, padded):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = model(ids, labels=ids, attention_mask=mask)
+        out.loss.backward()
+        outs.append(out)
+    assert outs[1].logits.shape == outs[0].logits.shape == (2, 12, TINY["vocab_size"])
+    torch.testing.assert_close(outs[1].logits, outs[0].logits)
+    torch.testing.assert_close(outs[1].loss, outs[0].loss)
+    for (name, p), q in zip(plain.named_parameters(), padded.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, msg=name)
+    prompt = ids_of((1, 4), seed=5)
+    greedy = [m.eval().generate(prompt, max_new_tokens=12, do_sample=False) for m in (plain, padded)]
+    assert torch.equal(greedy[0], greedy[1])
+
+
 def test_real_tokens_never_see_padding():
     model = tiny()
     ids, mask = left_pad([[1, 2, 3, 4, 5, 6], [9, 8, 7]])

@@ -14,6 +14,7 @@ from minitransformer.nn import (
     TokenEmbedding,
     check_ids,
 )
+from minitransformer.nn.embeddings import PAD_SCORE, padded_vocab_logits, vocab_logits
 
 
 def vaswani_sinusoids(max_len: int, d_model: int) -> np.ndarray:
@@ -93,3 +94,40 @@ def test_check_ids_rejects_bad_ids():
         check_ids(torch.tensor([[-1, 2]]), 10)
     with pytest.raises(ValueError, match="token_type_ids"):
         check_ids(torch.tensor([[0, 2]]), 2, what="token_type_ids")
+
+
+@given(vocab=st.integers(1, 40), width=st.integers(1, 12), multiple_of=st.integers(1, 16), with_bias=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_padded_vocab_logits_are_f_linear_plus_unreachable_columns(vocab, width, multiple_of, with_bias, seed):
+    """The GPU trick (vocabulary padded to a multiple of 8) computes exactly F.linear: same scores, same
+    gradients, and pad columns that a softmax gives probability 0. Forced on here with ``multiple_of``."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, width, generator=gen, requires_grad=True)
+    w = torch.randn(vocab, width, generator=gen, requires_grad=True)
+    b = torch.randn(vocab, generator=gen, requires_grad=True) if with_bias else None
+    full = padded_vocab_logits(x, w, b, multiple_of=multiple_of)
+    pad = -vocab % multiple_of
+    assert full.shape == (2, 3, vocab + pad)
+    assert bool((full[..., vocab:] == PAD_SCORE).all())
+    ref = torch.nn.functional.linear(x, w, b)
+    torch.testing.assert_close(vocab_logits(x, w, b, multiple_of=multiple_of), ref)  # rounding: other GEMM shape
+    # a softmax over all columns puts no mass on the padding, and the gradients are F.linear's
+    probs = torch.softmax(full, dim=-1)
+    assert bool((probs[..., vocab:] == 0).all())
+    target = torch.randint(0, vocab, (6,), generator=gen)
+    loss = torch.nn.functional.cross_entropy(full.reshape(6, -1), target)
+    ref_loss = torch.nn.functional.cross_entropy(ref.reshape(6, -1), target)
+    torch.testing.assert_close(loss, ref_loss)
+    inputs = [x, w] + ([b] if with_bias else [])
+    grads = torch.autograd.grad(loss, inputs)
+    ref_grads = torch.autograd.grad(ref_loss, inputs)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
+
+
+def test_vocab_logits_pads_only_off_the_cpu_by_default():
+    w = torch.randn(13, 4)
+    assert padded_vocab_logits(torch.randn(2, 4), w).shape == (2, 13)  # CPU: plain F.linear
+    assert padded_vocab_logits(torch.randn(2, 4, device="meta"), w.to("meta")).shape == (2, 16)  # elsewhere: 8
+    with pytest.raises(ValueError, match="multiple_of"):
+        padded_vocab_logits(torch.randn(2, 4), w, multiple_of=0)
