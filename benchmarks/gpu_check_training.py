@@ -137,11 +137,13 @@ def main() -> int:
             extra = ["--compile"] if compile_flag else []
             code, out, err = cli("pretrain", "gpt", "--preset", "gpu", "--out", args.out / name, "--no-progress",
                                  "--max-steps", str(args.throughput_steps), "--eval-every", str(args.throughput_steps),
-                                 "--sample-every", "0", "--log-every", "50", *extra)
+                                 "--sample-every", "0", "--log-every", str(max(1, args.throughput_steps // 6)), *extra)
             assert code == 0, err
             from minitransformer.training.metrics import read_metrics
 
             ev = [e for e in read_metrics(args.out / name) if e["split"] == "train"][2:]  # skip warm-up/compile
+            if not ev:
+                raise ValueError(f"--throughput-steps {args.throughput_steps} logged too few steps to time")
             return {"tokens_per_s": round(sum(e["tokens_per_s"] for e in ev) / len(ev)),
                     "mfu": round(sum(e["mfu"] for e in ev) / len(ev), 4),
                     "val_loss": round(losses(args.out / name)[-1], 4)}

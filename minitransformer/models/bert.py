@@ -235,8 +235,8 @@ class Bert(nn.Module):
             if mlm_labels is not None:
                 selected = self._check_labels(mlm_labels, input_ids.shape, cfg.vocab_size, "mlm_labels")  # (B, T)
                 n_selected = selected.sum()
-                selected_logits = (out.mlm_logits[selected] if out.mlm_logits is not None
-                                   else self.mlm_head(hidden[selected], word_weight))  # (N, V)
+                selected_logits = (out.mlm_logits[selected] if out.mlm_logits is not None  # (N, V)
+                                   else self.mlm_head(hidden[selected], word_weight, padded=True))  # (N, V + pad)
                 out.mlm_loss = F.cross_entropy(selected_logits, mlm_labels[selected].long(),
                                                reduction="sum") / n_selected.clamp(min=1)
                 losses.append(out.mlm_loss)

@@ -13,10 +13,10 @@ They know nothing of a particular family; a model decides which ones it needs:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from minitransformer.nn.dropout import Dropout
+from minitransformer.nn.embeddings import padded_vocab_logits, vocab_logits
 from minitransformer.nn.feedforward import activation_fn
 from minitransformer.nn.norms import LayerNorm
 
@@ -44,6 +44,8 @@ class MLMHead(nn.Module):
     embedding's weight (V, d_embed), so input and output embeddings are one tensor (Press & Wolf 2017).
     """
 
+    logits_multiple_of: int | None = None  # padded_vocab_logits' padding: None = 8 on a GPU, 1 on the CPU
+
     def __init__(self, d_model: int, d_embed: int, vocab_size: int, activation: str = "gelu",
                  norm_eps: float = 1e-12) -> None:
         super().__init__()
@@ -52,10 +54,16 @@ class MLMHead(nn.Module):
         self.norm = LayerNorm(d_embed, eps=norm_eps)
         self.bias = nn.Parameter(torch.zeros(vocab_size))  # one output bias per vocabulary entry
 
-    def forward(self, hidden: torch.Tensor, embedding_weight: torch.Tensor) -> torch.Tensor:
-        """hidden (..., C), embedding_weight (V, E) -> logits (..., V)."""
+    def forward(self, hidden: torch.Tensor, embedding_weight: torch.Tensor, padded: bool = False) -> torch.Tensor:
+        """hidden (..., C), embedding_weight (V, E) -> logits (..., V).
+
+        On a GPU the product runs with the vocabulary padded to a multiple of 8 (``padded_vocab_logits``:
+        fast kernels); ``padded=True`` returns those (..., V + pad) scores, whose pad columns a softmax
+        or cross-entropy gives no probability and no gradient, instead of a view of the first V.
+        """
         h = self.norm(activation_fn(self.activation, self.dense(hidden)))  # (..., E)
-        return F.linear(h, embedding_weight, self.bias)
+        scores = padded_vocab_logits(h, embedding_weight, self.bias, self.logits_multiple_of)  # (..., V + pad)
+        return scores if padded else scores[..., :embedding_weight.shape[0]]
 
 
 class LMHead(nn.Module):
@@ -77,7 +85,7 @@ class LMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(vocab_size)) if bias else None
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (..., C) -> (..., V)
-        return F.linear(hidden, self.weight, self.bias)
+        return vocab_logits(hidden, self.weight, self.bias)  # F.linear; on a GPU through a padded vocabulary
 
 
 class ClassificationHead(nn.Module):

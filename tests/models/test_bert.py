@@ -44,6 +44,31 @@ def test_output_shapes_and_fields():
     assert out.discriminator_logits is None and out.loss is None
 
 
+@pytest.mark.parametrize("return_mlm_logits", [True, False])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_vocabulary_padded_for_the_gpu_changes_nothing(return_mlm_logits, autocast):
+    """On a GPU the MLM head pads the vocabulary (509 here) to a multiple of 8 (padded_vocab_logits);
+    forced on here on the CPU, it gives the same logits, losses and gradients."""
+    plain, padded = tiny(vocab_size=509), tiny(vocab_size=509)
+    padded.mlm_head.logits_multiple_of = 8
+    ids, mask = padded_batch(plain.config)
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 5], labels[2, 1] = 7, 508, 300
+    outs = []
+    for model in (plain, padded):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = model(ids, attention_mask=mask, mlm_labels=labels, nsp_labels=torch.tensor([0, 1, 0]),
+                        return_mlm_logits=return_mlm_logits)
+        out.loss.backward()
+        outs.append(out)
+    if return_mlm_logits:
+        assert outs[1].mlm_logits.shape == (3, 10, 509)
+        torch.testing.assert_close(outs[1].mlm_logits, outs[0].mlm_logits)
+    torch.testing.assert_close(outs[1].mlm_loss, outs[0].mlm_loss)
+    for (name, p), q in zip(plain.named_parameters(), padded.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, msg=name)
+
+
 # ---- the MLM loss ---------------------------------------------------------------------------
 def test_mlm_loss_averages_over_selected_positions_only():
     model = tiny()
