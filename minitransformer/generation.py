@@ -98,6 +98,9 @@ def sample_next_token(logits: torch.Tensor, do_sample: bool = True, temperature:
     if top_p is not None:
         logits = filter_top_p(logits, top_p)
     probs = torch.softmax(logits, dim=-1)  # (B, V); filtered entries are exactly 0
+    if generator is not None and generator.device.type != probs.device.type:
+        # draw where the generator lives (a CPU torch.Generator for a GPU model is the common case)
+        return torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(-1).to(probs.device)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 

@@ -227,6 +227,7 @@ def train(model: T5, next_batch: Callable[[], Batch], settings: TrainSettings,
           log: Callable[[str], None] | None = print) -> list[float]:
     """Train ``model`` on batches from ``next_batch``; returns the loss of every step taken."""
     model.train()
+    device = next(model.parameters()).device
     torch.manual_seed(settings.seed)
     opt = make_adamw(model, lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.99))
     losses: list[float] = []
@@ -237,7 +238,7 @@ def train(model: T5, next_batch: Callable[[], Batch], settings: TrainSettings,
             break
         for group in opt.param_groups:
             group["lr"] = settings.lr_at(step, elapsed)
-        b = next_batch()
+        b = {k: v.to(device) for k, v in next_batch().items()}  # batches are built on the CPU
         loss = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -292,10 +293,11 @@ def predict(model: T5, tokenizer: Tokenizer, sources: Sequence[str], max_new_tok
     check_texts("sources", sources)
     check_int("batch_size", batch_size, 1)
     model.eval()
+    device = next(model.parameters()).device
     out: list[str] = []
     for i in range(0, len(sources), batch_size):
         chunk = [TextPair(s, "") for s in sources[i:i + batch_size]]
-        b = encode_pairs(tokenizer, chunk, max_source_len, 2)
+        b = {k: v.to(device) for k, v in encode_pairs(tokenizer, chunk, max_source_len, 2).items()}
         ids = model.generate(b["input_ids"], attention_mask=b["attention_mask"], max_new_tokens=max_new_tokens,
                              num_beams=num_beams)
         for row in ids[:, 1:].tolist():  # drop the decoder start token

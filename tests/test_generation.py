@@ -269,3 +269,22 @@ def test_zero_new_tokens_returns_the_prompt():
     model = tiny()
     prompt = torch.tensor([[1, 2, 3]])
     assert torch.equal(model.generate(prompt, max_new_tokens=0), prompt)
+
+
+def test_a_generator_on_another_device_draws_there(monkeypatch):
+    """A CPU torch.Generator with a GPU model: the draw happens where the generator lives (torch.multinomial
+    refuses a generator from another device) and the ids come back to the logits' device. Emulated on
+    the CPU with a generator that says it lives on the meta device."""
+    class ElsewhereGenerator:
+        device = torch.device("meta")
+
+    seen = {}
+
+    def fake_multinomial(probs, num_samples, generator=None):
+        seen["probs"], seen["generator"] = probs.device, generator.device
+        return torch.zeros(probs.shape[0], num_samples, dtype=torch.long)
+
+    monkeypatch.setattr(torch, "multinomial", fake_multinomial)
+    ids = sample_next_token(torch.randn(2, 5), generator=ElsewhereGenerator())
+    assert seen["probs"] == seen["generator"] == torch.device("meta")
+    assert ids.shape == (2,) and ids.device.type == "cpu"

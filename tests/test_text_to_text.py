@@ -23,6 +23,7 @@ from minitransformer.text_to_text import (
     span_corruption_examples,
     span_corruption_stream,
     special_ids,
+    train,
     train_tokenizer,
     word_accuracy,
 )
@@ -190,3 +191,24 @@ def test_bad_arguments_to_the_text_helpers(setup):
         encode_pairs(tok, [("a", "b")])
     with pytest.raises(ValueError, match="batch_size"):
         shuffled_batches(encode_pairs(tok, task.train[:2]), 0)
+
+
+def test_batches_go_to_the_models_device(setup):
+    """train and predict build their batches on the CPU and move them to wherever the model lives (a GPU).
+    Emulated with a model on the meta device whose forward/generate only record what reaches them."""
+    task, _, tok = setup
+    model = tiny_model(tok).to("meta")
+    seen = {}
+
+    def spy(input_ids, attention_mask=None, **kw):
+        seen.setdefault("devices", []).append((input_ids.device, attention_mask.device))
+        raise KeyboardInterrupt  # stop before any computation
+
+    model.forward = spy
+    model.generate = spy
+    batch = encode_pairs(tok, task.train[:2], 16, 16)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, lambda: batch, TrainSettings(steps=1, batch_size=2, warmup_steps=0), log=None)
+    with pytest.raises(KeyboardInterrupt):
+        predict(model, tok, [task.train[0].source])
+    assert seen["devices"] == [(torch.device("meta"), torch.device("meta"))] * 2

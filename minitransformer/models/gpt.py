@@ -155,7 +155,9 @@ class GPT(nn.Module):
             x = x[:, -1:, :]  # (B, 1, C)
         # self.lm_head(x), with the vocabulary padded to a multiple of 8 on a GPU (fast kernels); the
         # pad columns score so low that the loss and its gradients are those of the V real columns
-        scores = padded_vocab_logits(x, self.lm_head.weight, multiple_of=self.logits_multiple_of)  # (B, T, V + pad)
+        # (generation's last_only scores one row per sequence: a matrix-vector product gains nothing from it)
+        scores = padded_vocab_logits(x, self.lm_head.weight,
+                                     multiple_of=1 if last_only else self.logits_multiple_of)  # (B, T, V + pad)
         logits = scores[..., :self.config.vocab_size]  # (B, T, V); not contiguous when padded
 
         loss = None
