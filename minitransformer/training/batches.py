@@ -265,6 +265,7 @@ class CausalLMObjective(Objective):
         return {"input_ids": windows[:, :-1], "targets": windows[:, 1:]}  # (B, T) each
 
     def loss(self, model, batch):
+        # every row has T targets, so each process's plain mean counts as much as its rows (DDP-safe)
         logits = model(batch["input_ids"]).logits  # (B, T, V)
         return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch["targets"].reshape(-1))
 
@@ -492,6 +493,8 @@ class SpanCorruptionObjective(Objective):
         return {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": labels[rows]}
 
     def loss(self, model, batch):
+        # Every row's target is as long (its window's length fixes it; any -100 padding is the same in
+        # every row), so under DDP each process's plain mean counts as much as its rows: no weight needed.
         return model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
 
     def eval_sums(self, model, batch):

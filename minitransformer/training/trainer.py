@@ -14,7 +14,8 @@ What makes a run reproducible and resumable exactly (``--resume`` continues bit 
 - every batch is a function of ``(seed, step, micro-step)`` (see ``batches.py``), so the step is
   the data position;
 - dropout's random numbers come from torch's global generator, re-seeded from
-  ``(seed, step, rank)`` at the start of every step, so they too depend only on the step;
+  ``(seed, step, rank)`` at the start of every step, so they too depend only on the step (and the
+  rank: with dropout, N processes draw other masks than one process, the one way they differ);
 - the checkpoint holds the weights and the optimizer's moments and step counts exactly
   (``checkpoint.py``); the learning rate is a pure function of the step.
 

@@ -1,6 +1,6 @@
 """DistributedDataParallel: two gloo processes (torchrun) train to the same weights as one process
-with the same global batch, gradient accumulation included. BERT too, whose processes hold different
-numbers of masked tokens."""
+with the same global batch, gradient accumulation and validation losses included. BERT too, whose
+processes hold different numbers of masked tokens; GPT's and T5's rows all hold as many targets."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,7 @@ SETTINGS = dict(max_steps=4, batch_size=8, grad_accum=2, save_every=4, eval_ever
                 sample_every=0)
 
 
-@pytest.mark.parametrize("family", ["gpt", "bert"])
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
 def test_two_gloo_processes_match_one_process(tmp_path, family):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(load_corpus()[:30_000], encoding="utf-8")

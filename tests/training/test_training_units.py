@@ -135,22 +135,36 @@ def test_batches_depend_only_on_the_step_and_split_evenly_over_processes(family)
             assert torch.equal(torch.cat([p[name] for p in parts]), whole[name])
 
 
-def test_bert_slices_average_to_the_whole_batch_loss():
-    """DDP averages the processes' gradients with equal weights, but each slice of rows holds a
-    different number of masked tokens: the weighted slice losses must average to the whole batch's."""
+LABELS = {"gpt": "targets", "bert": "mlm_labels", "t5": "labels"}  # -100: a position the loss ignores
+
+
+@pytest.mark.parametrize("family, overrides", [
+    ("gpt", {}), ("bert", {}), ("t5", {}),
+    ("t5", dict(seq_len=11, noise_density=0.5)),  # targets one shorter than their row: padded with -100
+], ids=["gpt", "bert", "t5", "t5-padded-targets"])
+def test_slices_average_to_the_whole_batch_loss(family, overrides):
+    """DDP averages the processes' gradients with equal weights, so the slices' losses must average
+    to the whole batch's loss. GPT's and T5's rows all hold the same number of counted targets (a
+    T5 target's length is fixed by its window's), so their plain means already do; BERT's slices
+    hold different numbers of masked tokens, and its per-slice weight makes up for it."""
     from minitransformer.accounting import build_model
 
-    obj = objective_for("bert", batch_size=6)
+    obj = objective_for(family, batch_size=6, **overrides)
     torch.manual_seed(0)
     model = build_model(obj.model_config()).eval()
     whole = obj.batch(batches.TRAIN, 5, 1, slice(None))
     parts = [obj.batch(batches.TRAIN, 5, 1, slice(r * 2, r * 2 + 2)) for r in range(3)]
-    counts = [int((p["mlm_labels"] != -100).sum()) for p in parts]
-    assert len(set(counts)) > 1  # the slices really differ
+    counted = whole[LABELS[family]] != -100
+    if family == "bert":
+        counts = [int((p["mlm_labels"] != -100).sum()) for p in parts]
+        assert len(set(counts)) > 1  # the slices really differ
+        assert float(whole["mlm_weight"]) == 1.0
+    else:
+        assert len(set(counted.sum(1).tolist())) == 1  # every row counts as many targets
+        assert bool(counted.all()) == (not overrides)
     with torch.no_grad():
         expected = obj.loss(model, whole)
         got = sum(obj.loss(model, p) for p in parts) / 3
-    assert float(whole["mlm_weight"]) == 1.0
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
