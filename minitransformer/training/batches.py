@@ -229,7 +229,8 @@ class Objective(ABC):
 
 
 def _pair(total: torch.Tensor, count) -> torch.Tensor:
-    return torch.stack([total.detach().double().cpu(), torch.as_tensor(count, dtype=torch.float64)])
+    # to the CPU first: MPS has no float64
+    return torch.stack([total.detach().cpu().double(), torch.as_tensor(count, dtype=torch.float64)])
 
 
 class CausalLMObjective(Objective):

@@ -56,11 +56,14 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def init_distributed(device_type: str) -> DistInfo:
+def init_distributed(device: torch.device) -> DistInfo:
     """Join the process group if torchrun (or a test) set the environment; else a single process.
 
-    ``device_type`` picks the backend: ``nccl`` for CUDA, ``gloo`` otherwise.
+    ``device`` (this process's, from ``resolve_device``) picks the backend: ``nccl`` for CUDA, ``gloo``
+    otherwise. On CUDA it also becomes the current device, so NCCL works on the GPU the model is on.
     """
+    device = torch.device(device)
+    device_type = device.type
     if not launched_by_torchrun():
         return DistInfo()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -68,7 +71,7 @@ def init_distributed(device_type: str) -> DistInfo:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
-            torch.cuda.set_device(local_rank)
+            torch.cuda.set_device(device)
         dist.init_process_group(backend=backend, rank=rank, world_size=world,
                                 timeout=datetime.timedelta(minutes=10))
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank)

@@ -47,6 +47,7 @@ from minitransformer.training.distributed import (
     barrier,
     broadcast_object,
     init_distributed,
+    launched_by_torchrun,
     maybe_no_sync,
     wrap_ddp,
 )
@@ -90,10 +91,16 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None = plain float32). ``auto``: bf16 on CUDA (fp16 on old GPUs), else float32."""
+    """The autocast dtype (None = plain float32). ``auto``: bf16 on CUDA (fp16 on old GPUs), else float32.
+
+    "Old" means before Ampere (compute capability 8): a T4 or V100 runs bf16 only by emulation, slowly,
+    although ``torch.cuda.is_bf16_supported()`` says yes (it counts emulation), so we ask the capability.
+    """
     if name == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if torch.version.hip:  # AMD GPUs that run PyTorch do bf16
+                return torch.bfloat16
+            return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
         return None
     if name == "float32":
         return None
@@ -273,12 +280,19 @@ class Trainer:
     # setup ------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        env_rank = int(os.environ.get("LOCAL_RANK", 0))
+        env_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", 0)))  # this process's GPU, if any
         self.device = resolve_device(cfg.device, env_rank)
+        if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and self.device.type == "cuda":
+            if ":" in cfg.device:
+                raise ValueError(f"--device {cfg.device} under torchrun would put every process on one GPU; "
+                                 "use --device cuda (or auto): each process takes the GPU of its LOCAL_RANK")
+            if env_rank >= torch.cuda.device_count():
+                raise ValueError(f"process with LOCAL_RANK {env_rank} has no GPU of its own (this machine has "
+                                 f"{torch.cuda.device_count()}): start at most that many processes per machine")
         self.amp_dtype = resolve_dtype(cfg.dtype, self.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
-        self.dist = init_distributed(self.device.type)
+        self.dist = init_distributed(self.device)
         if self.dist.enabled and cfg.batch_size % self.dist.world_size:
             raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes "
                              f"({self.dist.world_size}): every process takes an equal share of each batch")
