@@ -12,7 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -71,6 +71,9 @@ class Tokenizer(ABC):
     def from_hf_dict(cls, data: dict) -> Tokenizer:
         """Inverse of ``to_hf_dict``; also accepts files written by ``tokenizers`` itself."""
 
+    # The *added tokens*: vocabulary entries found whole in the text before the model splits
+    # anything ([CLS], <|endoftext|>, a word added to a trained tokenizer). Despite the name, not
+    # all of them are special: see ``non_special_tokens``.
     special_tokens: list[str]
 
     # Added tokens that a tokenizer.json marks ``"special": false``: matched whole in the text like
@@ -78,6 +81,107 @@ class Tokenizer(ABC):
     non_special_tokens: frozenset[str] = frozenset()
 
     _hf: HFTokenizer | None = None  # built by hf_tokenizer() on first use, then reused
+    _normalized_tokens: frozenset[str] = frozenset()  # see the normalized_tokens property
+    _added_patterns: AddedTokenPatterns | None = None  # built by _added_token_patterns() on first use
+
+    # ---- added tokens, raw or normalized ----------------------------------------------------
+    def normalize(self, text: str) -> str:
+        """The tokenizer's normalizer, the first step of encoding. Without one (here), the text itself."""
+        return text
+
+    @property
+    def normalized_tokens(self) -> frozenset[str]:
+        """The added tokens looked for in the *normalized* text (``"normalized": true`` in a tokenizer.json).
+
+        Before the model splits anything, ``tokenizers`` finds the added tokens in the text. Each one
+        says where to look for it. ``"normalized": false`` (special tokens, usually): in the text as
+        typed, character for character, so ``[CLS]`` is found before BERT-uncased's normalizer could
+        lowercase it to ``[cls]``, and ``[cls]`` typed by a user is ordinary text. ``"normalized":
+        true`` (what ``tokenizers`` gives a word a user adds): in the text after the normalizer has run,
+        compared with the token's own normalized spelling. With that lowercasing normalizer an added
+        word ``NewWord`` (spelled "newword" once normalized) is then found in "NEWWORD", "newword" and
+        "NewWord" alike; with T5's NFKC, in "ＮｅｗＷｏｒｄ" too. ``split_on_added_tokens`` does both.
+
+        Assigning a set checks it: every token must be one of ``special_tokens``, and no two of them
+        may have the same normalized spelling (``tokenizers`` would pick one at random).
+        """
+        return self._normalized_tokens
+
+    @normalized_tokens.setter
+    def normalized_tokens(self, tokens: Iterable[str]) -> None:
+        tokens = frozenset(tokens)
+        unknown = sorted(tokens - set(self.special_tokens))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not an added token of this tokenizer (one of its special_tokens), "
+                             "so it cannot be marked normalized")
+        old = self._normalized_tokens, self._added_patterns
+        self._normalized_tokens, self._added_patterns = tokens, None
+        try:
+            self._added_token_patterns()  # refuses two tokens with one normalized spelling
+        except ValueError:
+            self._normalized_tokens, self._added_patterns = old
+            raise
+        if self._hf is not None:  # built with the old flags
+            self._hf = None
+            if getattr(self, "backend", "python") == "hf":
+                self.hf_tokenizer()
+
+    def _added_token_patterns(self) -> AddedTokenPatterns:
+        """The two regexes of ``split_on_added_tokens`` and the normalized spellings, built once."""
+        if self._added_patterns is None:
+            raw = [t for t in self.special_tokens if t not in self._normalized_tokens]
+            spellings = {t: self.normalize(t) for t in self.special_tokens if t in self._normalized_tokens}
+            by_spelling: dict[str, str] = {}
+            for token, spelling in spellings.items():
+                if not spelling:  # normalizes to nothing (e.g. only control characters): never found
+                    continue
+                if spelling in by_spelling:
+                    raise ValueError(
+                        f"added tokens {by_spelling[spelling]!r} and {token!r} are both marked normalized and both "
+                        f"normalize to {spelling!r}, so text spelled {spelling!r} could be either (tokenizers "
+                        "picks one at random); keep one of them, or mark one \"normalized\": false"
+                    )
+                by_spelling[spelling] = token
+            self._added_patterns = AddedTokenPatterns(
+                raw=special_token_pattern(raw),
+                normalized=special_token_pattern(by_spelling),
+                token_of_spelling=by_spelling,
+                spelling_of_token=spellings,
+            )
+        return self._added_patterns
+
+    def split_on_added_tokens(self, text: str) -> list[tuple[str, bool]]:
+        """Find the added tokens in ``text`` and normalize the rest: [(piece, is_added_token), ...].
+
+        Two passes, as in ``tokenizers`` (see ``normalized_tokens``):
+
+        1. the tokens marked ``"normalized": false`` are cut out of the raw text;
+        2. each piece of text left between them is normalized (``normalize``), and the tokens marked
+           ``"normalized": true`` are cut out of it, found by their normalized spelling.
+
+        In each pass the longest token wins where several start at one place; the first pass wins over
+        the second (with a raw ``b]`` and a normalized ``ab``, "ab]" is "a" + ``b]``). An added token
+        comes back as itself (``NewWord``, however the text spelled it), with True; the other pieces
+        come back normalized, ready for pre-tokenization, with False. Empty pieces are dropped.
+        """
+        patterns = self._added_token_patterns()
+        pieces: list[tuple[str, bool]] = []
+        for piece, is_added in split_on_special_tokens(text, patterns.raw):
+            if is_added:
+                pieces.append((piece, True))
+                continue
+            for part, found in split_on_special_tokens(self.normalize(piece), patterns.normalized):
+                pieces.append((patterns.token_of_spelling[part] if found else part, found))
+        return pieces
+
+    def _decoding_spellings(self) -> dict[str, str]:
+        """token -> what ``decode`` writes for it, for the added tokens that are not written as they are.
+
+        An added token marked normalized is decoded in its normalized spelling (``NewWord`` as
+        "newword" by BERT-uncased), as recent ``tokenizers`` decodes it (0.23.3 does; older versions
+        wrote the token as it is).
+        """
+        return self._added_token_patterns().spelling_of_token
 
     # ---- shared behaviour -------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:
@@ -202,18 +306,29 @@ class Tokenizer(ABC):
         return self._hf
 
     def _added_tokens_json(self) -> list[dict]:
-        """The ``added_tokens`` of ``to_hf_dict``: the special tokens, matched exactly in the raw text."""
+        """The ``added_tokens`` of ``to_hf_dict``: every added token, matched whole, with its two flags."""
         return [
             {"id": self.token_to_id(t), "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": t not in self.non_special_tokens}
+             "normalized": t in self.normalized_tokens, "special": t not in self.non_special_tokens}
             for t in self.special_tokens
         ]
 
 
-def with_non_special(tok: Tokenizer, data: dict) -> Tokenizer:
-    """``tok`` (just read from the tokenizer.json ``data``) told which added tokens are ``"special": false``."""
-    tok.non_special_tokens = frozenset(added["content"] for added in data.get("added_tokens") or []
-                                       if added.get("special", True) is False)
+class AddedTokenPatterns(NamedTuple):
+    """What ``Tokenizer.split_on_added_tokens`` looks for (``special_token_pattern`` regexes, None if none)."""
+
+    raw: re.Pattern[str] | None  # the tokens marked "normalized": false, as written
+    normalized: re.Pattern[str] | None  # the tokens marked "normalized": true, in their normalized spelling
+    token_of_spelling: dict[str, str]  # normalized spelling -> token
+    spelling_of_token: dict[str, str]  # token -> normalized spelling
+
+
+def with_added_token_flags(tok: Tokenizer, data: dict) -> Tokenizer:
+    """``tok`` (just read from the tokenizer.json ``data``) told which added tokens are ``"special": false``
+    and which are ``"normalized": true`` (flags ``check_added_tokens`` has checked)."""
+    added = data.get("added_tokens") or []
+    tok.non_special_tokens = frozenset(a["content"] for a in added if a.get("special", True) is False)
+    tok.normalized_tokens = frozenset(a["content"] for a in added if a.get("normalized", False) is True)
     return tok
 
 
@@ -231,21 +346,36 @@ def read_tokenizer_json(path: str | Path) -> dict:
     return data
 
 
-def check_added_tokens(data: dict) -> list[dict]:
-    """The ``added_tokens`` of a tokenizer.json, checked for the features WordPiece and Unigram implement.
+# The added-token flags of a tokenizer.json that minitransformer implements, and those it refuses.
+ADDED_TOKEN_FLAGS = ("special", "normalized")
+UNSUPPORTED_ADDED_TOKEN_FLAGS = ("single_word", "lstrip", "rstrip")
 
-    Each entry needs an int ``id`` and a str ``content``; the options that change how an added token
-    is matched (``single_word``, ``lstrip``, ``rstrip``, ``normalized``) are a ValueError.
+
+def check_added_tokens(data: dict) -> list[dict]:
+    """The ``added_tokens`` of a tokenizer.json, checked for the features minitransformer implements.
+
+    Each entry needs an int ``id`` and a str ``content``. Of its flags, ``special`` and ``normalized``
+    are implemented (``Tokenizer.non_special_tokens``, ``Tokenizer.normalized_tokens``); the three
+    that change how much text a match takes (``single_word``: only a whole word; ``lstrip``/``rstrip``:
+    the spaces before/after go with the token) are a ValueError when true. A flag that is there must
+    be true or false; a missing one counts as false (``special``: true).
     """
     added = data.get("added_tokens") or []
+    if not isinstance(added, list):
+        raise ValueError(f"added_tokens must be a list, got {type(added).__name__}")
     for tok in added:
         if not isinstance(tok, dict) or not isinstance(tok.get("content"), str) or not isinstance(tok.get("id"), int):
             raise ValueError(f"added_tokens entries need 'id' (int) and 'content' (str), got {tok!r}")
-        for flag in ("single_word", "lstrip", "rstrip", "normalized"):
+        for flag in ADDED_TOKEN_FLAGS + UNSUPPORTED_ADDED_TOKEN_FLAGS:
+            if flag in tok and not isinstance(tok[flag], bool):
+                raise ValueError(f"added token {tok['content']!r}: {flag!r} must be true or false, got {tok[flag]!r}")
+        for flag in UNSUPPORTED_ADDED_TOKEN_FLAGS:
             if tok.get(flag, False):
                 raise ValueError(
-                    f"added token {tok['content']!r} sets {flag}=true, which minitransformer does not "
-                    "implement (special tokens are matched exactly in the raw text)"
+                    f"added token {tok['content']!r} sets {flag}=true, which minitransformer does not implement; "
+                    "supported: added tokens matched whole, in the raw text (\"normalized\": false) or in the "
+                    "normalized text (\"normalized\": true), \"special\" true or false, with single_word, "
+                    "lstrip and rstrip false"
                 )
     return added
 
@@ -341,13 +471,25 @@ def split_on_special_tokens(text: str, pattern: re.Pattern[str] | None) -> list[
     """Cut ``text`` around the special tokens written in it: [(piece, is_special), ...].
 
     ``pattern`` is ``special_token_pattern(special_tokens)``: the longest special token wins where
-    several start at one place, so a special token is never split by the subword model. Special
-    tokens are found in the raw text, before normalization. Empty pieces are dropped.
+    several start at one place, so a special token is never split by the subword model. Empty pieces
+    are dropped. (Encoding uses ``Tokenizer.split_on_added_tokens``, which calls this twice: on the
+    raw text, then on the normalized text between the tokens found.)
     """
     if pattern is None:
         return [(text, False)] if text else []
     # split() with one capturing group alternates: text, special, text, special, ...
     return [(piece, i % 2 == 1) for i, piece in enumerate(pattern.split(text)) if piece]
+
+
+def piece_spans(pieces: Iterable[tuple[str, bool]]) -> Iterator[tuple[int, int, str, bool]]:
+    """``(start, end, piece, is_added)`` for the pieces of ``split_on_added_tokens``, positions in the text.
+
+    Only for tokenizers without a normalizer (BPE, char), whose pieces put together are the text.
+    """
+    start = 0
+    for piece, is_added in pieces:
+        yield start, start + len(piece), piece, is_added
+        start += len(piece)
 
 
 def cached_word_ids(cache: dict[str, list[int]], word: str, word_to_ids: Callable[[str], list[int]]) -> list[int]:

@@ -34,12 +34,14 @@ from minitransformer.tokenizers.base import (
     GPT_SPECIAL_TOKENS,
     Tokenizer,
     as_token_id,
+    check_added_tokens,
     check_backend,
     check_special_tokens,
     check_vocab_size,
+    piece_spans,
     special_token_pattern,
     split_on_special_tokens,
-    with_non_special,
+    with_added_token_flags,
 )
 
 # ---- bytes as printable characters ----------------------------------------------------------------
@@ -301,7 +303,6 @@ class BPETokenizer(Tokenizer):
 
         self._byte_ids = [self._vocab[c] for c in bytes_to_unicode().values()]  # byte value -> id
         self._special_ids = {t: self._vocab[t] for t in self.special_tokens}
-        self._special_pattern = special_token_pattern(self.special_tokens)
         self._longest_special = max((len(t) for t in self.special_tokens), default=0)
         self._cache: dict[str, list[int]] = {}
         self._token_bytes: dict[int, bytes] | None = None
@@ -482,7 +483,9 @@ class BPETokenizer(Tokenizer):
 
     def _encode_python(self, text: str, continues_segment: bool = False) -> list[int]:
         ids: list[int] = []
-        for k, (piece, is_special) in enumerate(split_on_special_tokens(text, self._special_pattern)):
+        # No normalizer: "normalized" added tokens differ from the others only in being looked for
+        # second, in the text the first pass left (see Tokenizer.split_on_added_tokens).
+        for k, (piece, is_special) in enumerate(self.split_on_added_tokens(text)):
             if is_special:
                 ids.append(self._special_ids[piece])
                 continue
@@ -509,8 +512,11 @@ class BPETokenizer(Tokenizer):
         """A place to cut ``text`` so that no text appended later changes the ids before the cut.
 
         Returns ``(cut, ends_with_special)``; ``cut`` is 0 if there is none yet. Two things can
-        reach across a cut. A special token may be incomplete, so only matches that start at least
-        ``longest_special - 1`` characters before the end are trusted. And GPT-2's regex decides
+        reach across a cut. A special token may be incomplete, or text still to come may change which
+        token matches (it may complete a longer one, or one that the first pass of
+        ``split_on_added_tokens`` takes before a "normalized" one it overlaps), so only added tokens
+        that end at least ``longest_special - 1`` characters before the end are trusted, and no cut
+        is made at or after one that is not. And GPT-2's regex decides
         where a word ends by looking at what follows (``"hello   "`` + ``"world"`` splits as
         ``"hello", "  ", " world"``). A cut right after a word that does not end in whitespace is safe
         (the regex never looks further than 3 characters ahead, so only such words that end 3
@@ -520,12 +526,13 @@ class BPETokenizer(Tokenizer):
         but ``" 'send"`` is ``" '", "send"``); ``continues_segment`` says the text has none.
         """
         trusted_end = len(text) - max(self._longest_special - 1, 0)
-        start = 0  # text[:start] ends with a complete special token (or start is 0)
-        if self._special_pattern is not None:
-            for match in self._special_pattern.finditer(text):
-                if match.start() >= trusted_end:
+        start = 0  # text[:start] ends with a trusted added token (or start is 0)
+        for token_start, token_end, _, is_added in piece_spans(self.split_on_added_tokens(text)):
+            if is_added:
+                if token_end > trusted_end:  # not trusted: cut before it, if anywhere
+                    trusted_end = token_start
                     break
-                start = match.end()
+                start = token_end
         for cut in range(trusted_end - 1, start, -1):
             if _is_white_space(text[cut]) and not _is_white_space(text[cut - 1]):
                 return cut, False
@@ -641,7 +648,8 @@ class BPETokenizer(Tokenizer):
     def from_hf_dict(cls, data: dict) -> BPETokenizer:
         """Read a byte-level BPE ``tokenizer.json`` (ours, GPT-2's or RoBERTa's, or one written by
         ``tokenizers``). Options that would change the ids and that we do not implement (normalizers,
-        dropout, subword prefixes, stripping added tokens, ...) are a ValueError, never ignored."""
+        dropout, subword prefixes, stripping added tokens, ...) are a ValueError, never ignored.
+        Added tokens marked ``"normalized": true`` are implemented (``normalized_tokens``)."""
         model = data["model"]
         if model.get("type") != "BPE":
             raise ValueError(f"model type is {model.get('type')!r}, expected 'BPE'")
@@ -665,16 +673,14 @@ class BPETokenizer(Tokenizer):
             else:
                 merges.append(tuple(m))
         specials = []
-        for added in data.get("added_tokens") or []:
+        for added in check_added_tokens(data):  # refuses lstrip, rstrip, single_word
             content, idx = added["content"], added["id"]
-            if added.get("lstrip") or added.get("rstrip") or added.get("single_word"):
-                raise ValueError(f"added token {content!r}: lstrip/rstrip/single_word are not supported")
             if vocab.setdefault(content, idx) != idx:
                 raise ValueError(f"added token {content!r} has id {idx} but the vocabulary says {vocab[content]}")
             specials.append(content)
         tok = cls(vocab, merges, specials, add_prefix_space=bool(pre.get("add_prefix_space", False)),
                   ignore_merges=bool(model.get("ignore_merges", False)))
-        return with_non_special(tok, data)
+        return with_added_token_flags(tok, data)
 
     def __repr__(self) -> str:
         return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "

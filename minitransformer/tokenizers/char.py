@@ -16,10 +16,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from minitransformer.tokenizers.base import (
     Tokenizer,
     as_token_id,
+    check_added_tokens,
     check_special_tokens,
+    piece_spans,
     special_token_pattern,
     split_on_special_tokens,
-    with_non_special,
+    with_added_token_flags,
 )
 
 # The regex of the Split pre-tokenizer in our tokenizer.json: any single character.
@@ -52,7 +54,6 @@ class CharTokenizer(Tokenizer):
         self.unk_token = unk_token
         self._id_to_token = chars + specials
         self._vocab = {t: i for i, t in enumerate(self._id_to_token)}
-        self._special_pattern = special_token_pattern(specials)
 
     @classmethod
     def train(cls, texts_or_text: str | Iterable[str], special_tokens: Iterable[str] | None = None,
@@ -99,7 +100,7 @@ class CharTokenizer(Tokenizer):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
         ids: list[int] = []
         unk_id = self._vocab.get(self.unk_token) if self.unk_token is not None else None
-        for piece, is_special in split_on_special_tokens(text, self._special_pattern):
+        for piece, is_special in self.split_on_added_tokens(text):  # no normalizer: pieces as they are
             if is_special:
                 ids.append(self._vocab[piece])
                 continue
@@ -117,9 +118,11 @@ class CharTokenizer(Tokenizer):
         """``encode("".join(lines))`` in bounded memory, even when a special token is split between pieces.
 
         Characters are encoded as they come, except a short tail that could be the start of a
-        special token: it waits for the next piece.
+        special token: it waits for the next piece. A cut is never made through an added token found
+        in the text so far; if text still to come makes it a different token, or none (a raw ``b!``
+        completed in "ab" + "!" wins over a "normalized" ``ab``), the text before it is unchanged.
         """
-        if self._special_pattern is None:
+        if not self.special_tokens:
             for line in lines:
                 yield from self.encode(line)
             return
@@ -130,9 +133,9 @@ class CharTokenizer(Tokenizer):
                 raise TypeError(f"encode_iterable expects str pieces, got {type(line).__name__}")
             buffer += line
             cut = max(0, len(buffer) - hold)
-            for match in self._special_pattern.finditer(buffer):
-                if match.start() < cut < match.end():  # never cut through a special token
-                    cut = match.start()
+            for start, end, _, is_added in piece_spans(self.split_on_added_tokens(buffer)):
+                if is_added and start < cut < end:  # never cut through an added token
+                    cut = start
             yield from self.encode(buffer[:cut])
             buffer = buffer[cut:]
         yield from self.encode(buffer)
@@ -181,7 +184,7 @@ class CharTokenizer(Tokenizer):
         if not isinstance(vocab, dict) or not all(isinstance(t, str) and isinstance(i, int) and not isinstance(i, bool)
                                                   for t, i in vocab.items()):
             raise ValueError("a character tokenizer's model.vocab must map each token (a string) to its id (an integer)")
-        specials = [added["content"] for added in data.get("added_tokens") or []]
+        specials = [added["content"] for added in check_added_tokens(data)]  # refuses lstrip, rstrip, single_word
         by_id = sorted(vocab.items(), key=lambda kv: kv[1])
         if [i for _, i in by_id] != list(range(len(by_id))):
             raise ValueError("vocabulary ids must be 0..n-1")
@@ -189,7 +192,7 @@ class CharTokenizer(Tokenizer):
         if [t for t, _ in by_id] != chars + specials:
             raise ValueError("character ids must come first, then the special tokens in added_tokens order")
         unk = model.get("unk_token")
-        return with_non_special(cls(chars, specials, unk if unk in specials else None), data)
+        return with_added_token_flags(cls(chars, specials, unk if unk in specials else None), data)
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size}, special_tokens={self.special_tokens})"

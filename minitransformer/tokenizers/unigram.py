@@ -46,7 +46,7 @@ from minitransformer.tokenizers.base import (
     hf_model_section,
     special_token_pattern,
     split_on_special_tokens,
-    with_non_special,
+    with_added_token_flags,
 )
 
 SPACE = "\u2581"  # "▁", SentencePiece's visible word-boundary marker
@@ -106,7 +106,8 @@ class UnigramTokenizer(Tokenizer):
 
     ``pieces`` is the vocabulary in id order, each ``(piece, log-probability)``. ``unk_id`` is the
     id of ``<unk>`` (None: there is none, and text it cannot cover is an error). ``special_tokens`` are kept whole when they
-    appear in the text. ``byte_fallback`` needs the 256 pieces ``<0x00>``..``<0xFF>``.
+    appear in the text (in the raw text, or for ``normalized_tokens`` in the normalized text).
+    ``byte_fallback`` needs the 256 pieces ``<0x00>``..``<0xFF>``.
     ``prepend_scheme`` says where a ``▁`` is put in front: "first" (start of the text only, not
     after a special token), "always" (every piece of text between special tokens) or "never".
     """
@@ -149,7 +150,6 @@ class UnigramTokenizer(Tokenizer):
         if byte_fallback and any(b not in self.piece_to_id for b in BYTE_PIECES):
             raise ValueError("byte_fallback needs the 256 pieces <0x00> .. <0xFF> in the vocabulary")
         self.special_tokens = special_tokens
-        self._special_pattern = special_token_pattern(special_tokens)
         self.byte_fallback = byte_fallback
         self.nfkc = nfkc
         self.prepend_scheme = prepend_scheme
@@ -179,6 +179,10 @@ class UnigramTokenizer(Tokenizer):
         return self.pieces[idx][0]
 
     # ---- encoding ---------------------------------------------------------------------------
+    def normalize(self, text: str) -> str:
+        """NFKC, or the text as it is for a tokenizer without a normalizer (``nfkc=False``)."""
+        return nfkc_normalize(text) if self.nfkc else text
+
     def pre_tokenize(self, text: str, at_start: bool = True) -> list[str]:
         """Normalize and cut a piece of text (no special tokens in it) into ``▁`` words."""
         return pre_tokenize(text, self.nfkc, self.prepend_scheme, at_start)
@@ -246,23 +250,28 @@ class UnigramTokenizer(Tokenizer):
         if self.backend == "hf":
             return self.hf_tokenizer().encode(text, add_special_tokens=False).ids
         ids: list[int] = []
-        position = 0
-        for piece, is_special in split_on_special_tokens(text, self._special_pattern):
-            if is_special:
+        for k, (piece, is_added) in enumerate(self.split_on_added_tokens(text)):  # pieces come back normalized
+            if is_added:
                 ids.append(self.piece_to_id[piece])
-            else:
-                for word in self.pre_tokenize(piece, at_start=position == 0):
-                    ids.extend(cached_word_ids(self._word_cache, word, self.word_to_ids))
-            position += len(piece)
+                continue
+            # "first" puts a ▁ only before text that starts the whole text. (tokenizers decides by
+            # the position in the raw text, so where NFKC turns the first character into several,
+            # e.g. "ﬁ" into "fi", and a normalized added token takes only the "f", it also puts one
+            # before the "i"; here it does not.)
+            prepend = self.prepend_scheme == "always" or (self.prepend_scheme == "first" and k == 0)
+            for word in metaspace_pre_tokenize(piece, prepend):
+                ids.extend(cached_word_ids(self._word_cache, word, self.word_to_ids))
         return ids
 
     def encode_iterable(self, lines: Iterable[str]) -> Iterator[int]:
         """Same ids as ``encode("".join(lines))``, holding only the text since the last space.
 
         Cutting the text just before a space is safe: the next chunk starts with ``▁`` (so nothing
-        is prepended) and no piece spans a ``▁``. Without a space, text accumulates.
+        is prepended) and no piece spans a ``▁``. Without a space, text accumulates; so it does when an
+        added token could span the cut (it has a space, or its normalized spelling has one).
         """
-        safe = not any(" " in t for t in self.special_tokens)
+        spellings = self._decoding_spellings().values()  # the normalized tokens' normalized spellings
+        safe = not any(" " in t for t in [*self.special_tokens, *spellings])
         buffer = ""
         for line in lines:
             if not isinstance(line, str):
@@ -279,14 +288,18 @@ class UnigramTokenizer(Tokenizer):
         """Concatenate pieces, ``▁`` -> space, bytes pieces -> UTF-8 text, drop one leading space.
 
         A run of byte pieces that is not valid UTF-8 gives one U+FFFD per byte, as ``tokenizers``.
+        An added token marked normalized is written in its normalized spelling, as recent
+        ``tokenizers`` decodes it (see ``WordPieceTokenizer.decode``).
         """
         skip = set(self.special_token_ids()) if skip_special_tokens else set()
+        spelling = self._decoding_spellings()
         parts: list[str] = []
         pending = bytearray()  # consecutive byte pieces
         for i in map(as_token_id, ids):
             if i in skip:
                 continue
             piece = self.id_to_token(i)
+            piece = spelling.get(piece, piece)
             m = _BYTE_PIECE.fullmatch(piece) if self.byte_fallback else None
             if m:
                 pending.append(int(m.group(1), 16))
@@ -361,7 +374,7 @@ class UnigramTokenizer(Tokenizer):
                 raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
                                  "with that id")
             specials.append(tok["content"])
-        return with_non_special(cls(
+        return with_added_token_flags(cls(
             [tuple(p) if isinstance(p, list) else p for p in vocab],
             unk_id=model.get("unk_id"),
             special_tokens=specials,

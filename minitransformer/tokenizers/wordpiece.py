@@ -49,7 +49,7 @@ from minitransformer.tokenizers.base import (
     hf_model_section,
     special_token_pattern,
     split_on_special_tokens,
-    with_non_special,
+    with_added_token_flags,
 )
 
 # Unicode's White_Space property (PropList.txt). Python's str.isspace() is wider (it also counts
@@ -146,8 +146,10 @@ class WordPieceTokenizer(Tokenizer):
     """BERT's tokenizer: ``bert_normalize`` -> ``bert_pre_tokenize`` -> greedy longest-match-first.
 
     ``vocab`` maps each piece to its id (ids 0..V-1). ``special_tokens`` are kept whole when they
-    appear in the text and are matched before normalization. ``cleanup`` is the WordPiece decoder's
-    option that glues " ." / " ," etc. back together when decoding (BERT's tokenizer.json sets it).
+    appear in the text and are matched before normalization, except those in ``normalized_tokens``
+    (set by the loader from a tokenizer.json), which are matched in the normalized text.
+    ``cleanup`` is the WordPiece decoder's option that glues " ." / " ," etc. back together when
+    decoding (BERT's tokenizer.json sets it).
     """
 
     def __init__(
@@ -193,7 +195,6 @@ class WordPieceTokenizer(Tokenizer):
         self.unk_token = unk_token
         self.unk_id = vocab[unk_token]
         self.special_tokens = special_tokens
-        self._special_pattern = special_token_pattern(special_tokens)
         self.lowercase = lowercase
         self.strip_accents = strip_accents
         self.clean_text = clean_text
@@ -253,11 +254,11 @@ class WordPieceTokenizer(Tokenizer):
         if self.backend == "hf":
             return self.hf_tokenizer().encode(text, add_special_tokens=False).ids
         ids: list[int] = []
-        for piece, is_special in split_on_special_tokens(text, self._special_pattern):
-            if is_special:
+        for piece, is_added in self.split_on_added_tokens(text):  # the other pieces come back normalized
+            if is_added:
                 ids.append(self.vocab[piece])
                 continue
-            for word in bert_pre_tokenize(self.normalize(piece)):
+            for word in bert_pre_tokenize(piece):
                 ids.extend(cached_word_ids(self._word_cache, word, self.word_to_ids))
         return ids
 
@@ -266,8 +267,12 @@ class WordPieceTokenizer(Tokenizer):
 
         The pieces may be cut anywhere (not only after newlines): the text is encoded up to the last
         space, tab or line break seen, which always ends a word, and the rest waits for more text.
+        That is unsafe if an added token could match across such a character: one written with it, or
+        one marked normalized whose normalized spelling has a space (the normalizer turns every
+        whitespace into one, and puts spaces around CJK characters). Then the text is held whole.
         """
-        safe = not any(ch in t for t in self.special_tokens for ch in _CUTTABLE)
+        spellings = self._decoding_spellings().values()  # the normalized tokens' normalized spellings
+        safe = not any(ch in t for t in [*self.special_tokens, *spellings] for ch in _CUTTABLE)
         buffer = ""
         for line in lines:
             if not isinstance(line, str):
@@ -281,9 +286,17 @@ class WordPieceTokenizer(Tokenizer):
             yield from self.encode(buffer)
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
-        """Join the pieces: a ``##`` piece glues onto the previous one, others get a space before."""
+        """Join the pieces: a ``##`` piece glues onto the previous one, others get a space before.
+
+        An added token marked normalized is written in its normalized spelling (``NewWord`` as
+        "newword"), as recent ``tokenizers`` (0.23.3) decodes it. ``skip_special_tokens`` leaves out
+        every special token; ``tokenizers`` 0.23.3 keeps a special one whose normalized spelling differs
+        from the token (it looks the spelling up among the special tokens).
+        """
         skip = set(self.special_token_ids()) if skip_special_tokens else set()
+        spelling = self._decoding_spellings()
         tokens = [self.id_to_token(i) for i in map(as_token_id, ids) if i not in skip]
+        tokens = [spelling.get(tok, tok) for tok in tokens]
         out = []
         for i, tok in enumerate(tokens):
             if i > 0:
@@ -359,7 +372,7 @@ class WordPieceTokenizer(Tokenizer):
                 raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
                                  "with that id")
             specials.append(tok["content"])
-        return with_non_special(cls(
+        return with_added_token_flags(cls(
             vocab,
             unk_token=model.get("unk_token", "[UNK]"),
             special_tokens=specials,
