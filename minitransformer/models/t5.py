@@ -34,7 +34,7 @@ from minitransformer.generation import check_sampling_args, decode_loop
 from minitransformer.models.config import T5Config
 from minitransformer.nn.attention import check_padding_mask, padding_bias
 from minitransformer.nn.dropout import Dropout
-from minitransformer.nn.embeddings import TokenEmbedding, check_ids
+from minitransformer.nn.embeddings import TiedGradient, TokenEmbedding, check_ids, tied_logits, tied_lookup
 from minitransformer.nn.layers import DecoderCache, DecoderLayer, EncoderLayer
 from minitransformer.nn.norms import RMSNorm
 from minitransformer.nn.position import RelativePositionBias
@@ -185,15 +185,19 @@ class T5(nn.Module):
                          cross_cache=cache.cross_attn[i] if cache is not None else None)
         return self.dropout(self.decoder_final_norm(x))
 
-    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Decoder hidden states (B, T, C) -> logits (B, T, V)."""
+    def lm_logits(self, hidden: torch.Tensor, tied_grad: TiedGradient | None = None) -> torch.Tensor:
+        """Decoder hidden states (B, T, C) -> logits (B, T, V). (``tied_grad``: see ``_lookup_both``.)"""
         if self.lm_head is not None:
             return self.lm_head(hidden)
         # Tied head: rescale first, so logits stay O(1) with an embedding of std 1 (Mesh TF T5).
-        return F.linear(hidden * self.config.d_model ** -0.5, self.shared.weight)
+        scaled = hidden * self.config.d_model ** -0.5
+        if tied_grad is not None:
+            return tied_logits(scaled, self.shared.weight, tied_grad)
+        return F.linear(scaled, self.shared.weight)
 
-    def _lookup_both(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
-        """Embeddings of the encoder's and the decoder's ids, in one lookup: (B, S + T, C).
+    def _lookup_both(self, input_ids: torch.Tensor,
+                     decoder_input_ids: torch.Tensor) -> tuple[torch.Tensor, TiedGradient | None]:
+        """Embeddings of the encoder's and the decoder's ids, in one lookup: (B, S + T, C), and a hand-over.
 
         Only the cost of training changes, not the result. In backward, a lookup's gradient is a
         (vocab_size, C) table, zero except in the rows of the ids used. PyTorch builds it dense: a
@@ -201,18 +205,17 @@ class T5(nn.Module):
         benchmarks/results/t5.md), then adds it to the other uses' gradients. So:
 
         - one lookup for both stacks builds one table, not two;
-        - with the tied LM head (v1.0), whose own gradient is a dense table anyway, the lookup's
-          gradient is kept sparse (a row per id) and added into the head's: no second table. Only
-          where that pays: fewer ids than table rows, and on the CPU (a GPU reuses its memory).
-
-        An untied ``shared`` keeps a dense gradient (AdamW refuses sparse ones). A loss on
-        ``encoder_last_hidden_state`` alone would leave the tied table a sparse gradient: for an
-        encoder-only loss, call ``encode``, which looks up densely.
+        - with the tied LM head (v1.0), whose own gradient is a table anyway, the head hands its
+          table to the lookup, which adds its rows into it (``TiedGradient``; pass the returned
+          hand-over to ``lm_logits``): one table in all, no copy. Only on the CPU (a GPU reuses its
+          memory, and its in-place row additions would not be deterministic).
         """
         ids = torch.cat([input_ids, decoder_input_ids], dim=1)  # (B, S + T)
-        sparse = (self.lm_head is None and ids.numel() < self.config.vocab_size and ids.device.type == "cpu"
-                  and torch.is_grad_enabled() and not torch.compiler.is_compiling())
-        return F.embedding(ids, self.shared.weight, sparse=sparse)
+        if (self.lm_head is None and ids.device.type == "cpu" and torch.is_grad_enabled()
+                and self.shared.weight.requires_grad and not torch.compiler.is_compiling()):
+            tied_grad = TiedGradient()
+            return tied_lookup(ids, self.shared.weight, tied_grad), tied_grad
+        return F.embedding(ids, self.shared.weight), None
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
         """Labels (B, T) -> decoder inputs (B, T): ``decoder_start_token_id`` then labels[:, :-1], -100 -> pad."""
@@ -266,13 +269,13 @@ class T5(nn.Module):
                              "must have the same shape")
 
         S = input_ids.shape[1]
-        embedded = self._lookup_both(input_ids, decoder_input_ids)  # (B, S + T, C)
+        embedded, tied_grad = self._lookup_both(input_ids, decoder_input_ids)  # (B, S + T, C)
         memory = self._encode(embedded[:, :S], attention_mask)  # (B, S, C)
         memory_bias = None
         if attention_mask is not None and not bool(attention_mask.all()):
             memory_bias = padding_bias(attention_mask, memory.dtype)  # (B, 1, 1, S)
         hidden = self.decode(decoder_input_ids, memory, memory_bias, embedded=embedded[:, S:])  # (B, T, C)
-        logits = self.lm_logits(hidden)  # (B, T, V)
+        logits = self.lm_logits(hidden, tied_grad)  # (B, T, V)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.reshape(-1).long(),

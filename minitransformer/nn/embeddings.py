@@ -68,6 +68,68 @@ def vocab_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return padded_vocab_logits(x, weight, bias, multiple_of)[..., :weight.shape[0]]
 
 
+class TiedGradient:
+    """One forward pass's hand-over of a tied matrix's gradient from the output head to the input lookup.
+
+    A tied model (Press & Wolf 2017) uses one (V, C) matrix twice: to look tokens up at the start
+    and to score the vocabulary at the end. Autograd then computes two gradients for it and adds
+    them: the head's, a dense (V, C) table, and the lookup's, which touches only the rows of the ids
+    used. That addition is not free: PyTorch adds a sparse lookup gradient into the head's table
+    out of place (a full copy of the table) and builds a dense one as a second full table. With
+    ``tied_lookup`` and ``tied_logits`` sharing one ``TiedGradient``, the head's backward (which
+    runs first: the head comes last in the forward pass) leaves its table here, and the lookup's
+    backward adds its rows into that table in place and returns it as the matrix's gradient. Same
+    values, one table, no copy; the whole gradient reaches the matrix through the lookup, so
+    ``torch.autograd.grad``, gradient hooks and DDP see it complete. If the head is not part of the
+    loss, the lookup builds its own table.
+    """
+
+    def __init__(self) -> None:
+        self.head_grad: torch.Tensor | None = None  # (V, C), set by tied_logits' backward
+
+
+class _TiedLookup(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, ids: torch.Tensor, weight: torch.Tensor, carry: TiedGradient) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.carry, ctx.table_shape = carry, weight.shape
+        return F.embedding(ids, weight)  # (..., C)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (ids,) = ctx.saved_tensors
+        table, ctx.carry.head_grad = ctx.carry.head_grad, None  # take it: no reference may stay behind
+        if table is None:  # the head was not in this loss
+            table = grad_out.new_zeros(ctx.table_shape)
+        table.index_add_(0, ids.reshape(-1), grad_out.reshape(-1, grad_out.shape[-1]))  # (V, C), in place
+        return None, table, None
+
+
+class _TiedLogits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, carry: TiedGradient) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.carry = carry
+        return F.linear(x, weight)  # (..., V)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        flat = grad_out.reshape(-1, grad_out.shape[-1])  # (N, V)
+        ctx.carry.head_grad = flat.t().mm(x.reshape(-1, x.shape[-1]))  # (V, C): for the lookup to finish
+        return grad_out @ weight, None, None  # the weight's gradient travels with the lookup's
+
+
+def tied_lookup(ids: torch.Tensor, weight: torch.Tensor, carry: TiedGradient) -> torch.Tensor:
+    """``F.embedding(ids, weight)`` whose backward completes the tied gradient (see ``TiedGradient``)."""
+    return _TiedLookup.apply(ids, weight, carry)
+
+
+def tied_logits(x: torch.Tensor, weight: torch.Tensor, carry: TiedGradient) -> torch.Tensor:
+    """``F.linear(x, weight)`` that hands its weight gradient to ``tied_lookup`` (see ``TiedGradient``)."""
+    return _TiedLogits.apply(x, weight, carry)
+
+
 class TokenEmbedding(nn.Embedding):
     """A lookup table: id -> learned d_model vector (Vaswani et al. 2017 §3.4). (B, T) -> (B, T, C)."""
 

@@ -141,10 +141,11 @@ def test_tied_and_untied_heads():
 
 
 @pytest.mark.parametrize("tie", [True, False])
-@pytest.mark.parametrize("rows", [3, 6])  # 45 ids (fewer than the 50 table rows: sparse if tied) or 90 (dense)
+@pytest.mark.parametrize("rows", [3, 6])  # 45 ids (fewer than the 50 table rows) or 90 (more)
 def test_shared_embedding_gradient_is_dense_and_equals_separate_lookups(tie, rows):
-    """``forward`` looks up encoder and decoder ids at once (sparsely when the head is tied), only to save work:
-    ``shared`` must end with the ordinary dense gradient, the one separate dense lookups give, and AdamW must step."""
+    """``forward`` looks up encoder and decoder ids at once (and, with the tied head, lets the head hand
+    its gradient table to the lookup), only to save work: ``shared`` must end with the ordinary dense
+    gradient, the one separate plain lookups and a plain head give, and AdamW must step."""
     model = tiny(tie_embeddings=tie).train()
     x, labels = ids_like((rows, 9)), ids_like((rows, 6), seed=2)
     model(x, labels=labels).loss.backward()

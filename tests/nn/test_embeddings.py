@@ -14,7 +14,14 @@ from minitransformer.nn import (
     TokenEmbedding,
     check_ids,
 )
-from minitransformer.nn.embeddings import PAD_SCORE, padded_vocab_logits, vocab_logits
+from minitransformer.nn.embeddings import (
+    PAD_SCORE,
+    TiedGradient,
+    padded_vocab_logits,
+    tied_logits,
+    tied_lookup,
+    vocab_logits,
+)
 
 
 def vaswani_sinusoids(max_len: int, d_model: int) -> np.ndarray:
@@ -131,3 +138,38 @@ def test_vocab_logits_pads_only_off_the_cpu_by_default():
     assert padded_vocab_logits(torch.randn(2, 4, device="meta"), w.to("meta")).shape == (2, 16)  # elsewhere: 8
     with pytest.raises(ValueError, match="multiple_of"):
         padded_vocab_logits(torch.randn(2, 4), w, multiple_of=0)
+
+
+def tied_model_loss(weight, ids, targets, tied: bool, use_head: bool = True):
+    """A tiny tied model: look ids up, mix the positions, score the vocabulary with the same matrix."""
+    carry = TiedGradient() if tied else None
+    h = tied_lookup(ids, weight, carry) if tied else torch.nn.functional.embedding(ids, weight)  # (B, T, C)
+    h = torch.tanh(h + h.mean(1, keepdim=True))
+    if not use_head:
+        return (h ** 2).sum()
+    logits = tied_logits(h, weight, carry) if tied else torch.nn.functional.linear(h, weight)  # (B, T, V)
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, weight.shape[0]), targets.reshape(-1))
+
+
+@given(vocab=st.integers(2, 30), width=st.integers(1, 8), rows=st.integers(1, 3), length=st.integers(1, 12),
+       use_head=st.booleans(), seed=st.integers(0, 2**16))
+def test_tied_lookup_and_logits_give_the_plain_gradient(vocab, width, rows, length, use_head, seed):
+    """The head's gradient table travels to the lookup, which adds its rows in place: the matrix must get
+    exactly autograd's usual gradient (repeated ids, more ids than rows, no head in the loss), through
+    .backward, torch.autograd.grad and a gradient hook alike, and twice with retain_graph."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (rows, length), generator=gen)
+    targets = torch.randint(0, vocab, (rows, length), generator=gen)
+    weight = torch.randn(vocab, width, generator=gen, dtype=torch.float64)
+    plain, tied = weight.clone().requires_grad_(), weight.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(tied_model_loss(plain, ids, targets, False, use_head), plain)
+    (got,) = torch.autograd.grad(tied_model_loss(tied, ids, targets, True, use_head), tied)
+    torch.testing.assert_close(got, expected)
+    seen = []
+    tied.register_hook(seen.append)  # what DDP's reducer and gradient hooks see: the whole gradient, once
+    loss = tied_model_loss(tied, ids, targets, True, use_head)
+    loss.backward(retain_graph=True)
+    assert len(seen) == 1
+    torch.testing.assert_close(seen[0], expected)
+    loss.backward()  # the hand-over is redone on every backward pass
+    torch.testing.assert_close(tied.grad, 2 * expected)
