@@ -207,12 +207,15 @@ class T5(nn.Module):
         - one lookup for both stacks builds one table, not two;
         - with the tied LM head (v1.0), whose own gradient is a table anyway, the head hands its
           table to the lookup, which adds its rows into it (``TiedGradient``; pass the returned
-          hand-over to ``lm_logits``): one table in all, no copy. Only on the CPU (a GPU reuses its
-          memory, and its in-place row additions would not be deterministic).
+          hand-over to ``lm_logits``): one table in all, no copy. Only where that pays: fewer ids
+          than table rows (at ``tiny`` the 512-row table is smaller than the 2,560 ids, and the
+          plain path measured faster), and on the CPU (a GPU reuses its memory, and its in-place
+          row additions would not be deterministic).
         """
         ids = torch.cat([input_ids, decoder_input_ids], dim=1)  # (B, S + T)
-        if (self.lm_head is None and ids.device.type == "cpu" and torch.is_grad_enabled()
-                and self.shared.weight.requires_grad and not torch.compiler.is_compiling()):
+        if (self.lm_head is None and ids.numel() < self.config.vocab_size and ids.device.type == "cpu"
+                and torch.is_grad_enabled() and self.shared.weight.requires_grad
+                and not torch.compiler.is_compiling()):
             tied_grad = TiedGradient()
             return tied_lookup(ids, self.shared.weight, tied_grad), tied_grad
         return F.embedding(ids, self.shared.weight), None
