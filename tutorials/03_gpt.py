@@ -74,7 +74,9 @@ for key in rows["GPT"]:
 # token embedding + position embedding → n_layers decoder layers (pre-LN, causal self-attention, no
 # cross-attention) → a final LayerNorm → the LM head, which *is* the token-embedding matrix used
 # backwards (tied weights, Press & Wolf 2017): the score of token v is the dot product of the final
-# hidden state with v's embedding.
+# hidden state with v's embedding. (`mt.GPT` computes the same scores; on a GPU it pads the
+# vocabulary to a multiple of 8 with columns no softmax can choose, because GPT-2's 50,257-wide rows
+# keep the GPU's fastest matrix kernels out: see `padded_vocab_logits` in `minitransformer.nn`.)
 
 # %%
 from minitransformer.nn import DecoderLayer, LayerNorm, LearnedPositionalEmbedding, TokenEmbedding
