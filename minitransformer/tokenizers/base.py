@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import operator
 import re
+import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -82,6 +83,9 @@ class Tokenizer(ABC):
 
     _hf: HFTokenizer | None = None  # built by hf_tokenizer() on first use, then reused
     _normalized_tokens: frozenset[str] = frozenset()  # see the normalized_tokens property
+    _lstrip_tokens: frozenset[str] = frozenset()  # see the lstrip_tokens property
+    _rstrip_tokens: frozenset[str] = frozenset()  # see the rstrip_tokens property
+    _single_word_tokens: frozenset[str] = frozenset()  # see the single_word_tokens property
     _added_patterns: AddedTokenPatterns | None = None  # built by _added_token_patterns() on first use
 
     # ---- added tokens, raw or normalized ----------------------------------------------------
@@ -109,11 +113,7 @@ class Tokenizer(ABC):
 
     @normalized_tokens.setter
     def normalized_tokens(self, tokens: Iterable[str]) -> None:
-        tokens = frozenset(tokens)
-        unknown = sorted(tokens - set(self.special_tokens))
-        if unknown:
-            raise ValueError(f"{unknown[0]!r} is not an added token of this tokenizer (one of its special_tokens), "
-                             "so it cannot be marked normalized")
+        tokens = self._checked_added_tokens(tokens, "normalized")
         old = self._normalized_tokens, self._added_patterns
         self._normalized_tokens, self._added_patterns = tokens, None
         try:
@@ -121,7 +121,53 @@ class Tokenizer(ABC):
         except ValueError:
             self._normalized_tokens, self._added_patterns = old
             raise
-        if self._hf is not None:  # built with the old flags
+        self._flags_changed()
+
+    @property
+    def lstrip_tokens(self) -> frozenset[str]:
+        """The added tokens that take the whitespace before them (``"lstrip": true``), such as RoBERTa's
+        ``<mask>``. See ``find_added_tokens``; assigning a set checks that each is an added token."""
+        return self._lstrip_tokens
+
+    @lstrip_tokens.setter
+    def lstrip_tokens(self, tokens: Iterable[str]) -> None:
+        self._lstrip_tokens = self._checked_added_tokens(tokens, "lstrip")
+        self._flags_changed()
+
+    @property
+    def rstrip_tokens(self) -> frozenset[str]:
+        """The added tokens that take the whitespace after them (``"rstrip": true``). See ``find_added_tokens``."""
+        return self._rstrip_tokens
+
+    @rstrip_tokens.setter
+    def rstrip_tokens(self, tokens: Iterable[str]) -> None:
+        self._rstrip_tokens = self._checked_added_tokens(tokens, "rstrip")
+        self._flags_changed()
+
+    @property
+    def single_word_tokens(self) -> frozenset[str]:
+        """The added tokens found only as whole words (``"single_word": true``). See ``find_added_tokens``."""
+        return self._single_word_tokens
+
+    @single_word_tokens.setter
+    def single_word_tokens(self, tokens: Iterable[str]) -> None:
+        self._single_word_tokens = self._checked_added_tokens(tokens, "single_word")
+        self._flags_changed()
+
+    def _checked_added_tokens(self, tokens: Iterable[str], flag: str) -> frozenset[str]:
+        """``tokens`` as a frozenset, ValueError unless each is one of ``special_tokens`` (the added tokens)."""
+        if isinstance(tokens, str):
+            raise TypeError(f"expected a set of added tokens, not a single str ({tokens!r}); wrap it in a set")
+        tokens = frozenset(tokens)
+        unknown = sorted(tokens - set(self.special_tokens))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not an added token of this tokenizer (one of its special_tokens), "
+                             f"so it cannot be marked {flag}")
+        return tokens
+
+    def _flags_changed(self) -> None:
+        """Forget the ``tokenizers`` twin built with the old flags (rebuilt now for ``backend="hf"``)."""
+        if self._hf is not None:
             self._hf = None
             if getattr(self, "backend", "python") == "hf":
                 self.hf_tokenizer()
@@ -160,19 +206,90 @@ class Tokenizer(ABC):
            ``"normalized": true`` are cut out of it, found by their normalized spelling.
 
         In each pass the longest token wins where several start at one place; the first pass wins over
-        the second (with a raw ``b]`` and a normalized ``ab``, "ab]" is "a" + ``b]``). An added token
-        comes back as itself (``NewWord``, however the text spelled it), with True; the other pieces
-        come back normalized, ready for pre-tokenization, with False. Empty pieces are dropped.
+        the second (with a raw ``b]`` and a normalized ``ab``, "ab]" is "a" + ``b]``). Each pass is one
+        call of ``find_added_tokens``, which also applies the flags ``lstrip``, ``rstrip`` and
+        ``single_word`` -- in the pass that finds the token, so for a normalized token on the normalized
+        text. An added token comes back as itself (``NewWord``, however the text spelled it), with True;
+        the whitespace it takes is in no piece. The other pieces come back normalized, ready for
+        pre-tokenization, with False. Empty pieces are dropped.
         """
         patterns = self._added_token_patterns()
         pieces: list[tuple[str, bool]] = []
-        for piece, is_added in split_on_special_tokens(text, patterns.raw):
-            if is_added:
-                pieces.append((piece, True))
+        for start, end, token in self._find(text, patterns.raw, None)[0]:
+            if token is not None:
+                pieces.append((token, True))
                 continue
-            for part, found in split_on_special_tokens(self.normalize(piece), patterns.normalized):
-                pieces.append((patterns.token_of_spelling[part] if found else part, found))
-        return pieces
+            normalized = self.normalize(text[start:end])
+            for part_start, part_end, found in self._find(normalized, patterns.normalized,
+                                                          patterns.token_of_spelling)[0]:
+                pieces.append((found, True) if found is not None else (normalized[part_start:part_end], False))
+        return [(piece, is_added) for piece, is_added in pieces if piece]
+
+    def added_token_spans(self, text: str) -> AddedTokenSpans:
+        """``split_on_added_tokens`` with the place of each piece in ``text``, and where it may be cut.
+
+        Only for tokenizers without a normalizer (BPE, char), whose pieces are slices of the text;
+        streaming encoders (``encode_iterable``) use it on the text read so far, which may go on.
+        ``spans``: ``(start, end, piece, is_added)`` for each piece, in order; an added token's span
+        includes the whitespace it takes (so it can be longer than the token). ``uncuttable``: where
+        encoding ``text[:cut]`` and ``text[cut:]`` apart (and ``text`` may go on) could find other added
+        tokens than encoding ``text`` whole: inside an added token's span; at or inside the spelling of a
+        single_word token refused there (after a cut it could start or end a part, which counts as a
+        word boundary); and after whitespace, or after a word character, where a token with lstrip, or
+        with single_word, could start (it would not see the character before the cut). ``settled``:
+        text still to come cannot change the added tokens found before it.
+        The last ``longest token - 1`` characters may still become (part of) a token; a token at the
+        very end may still take whitespace (rstrip) or be refused (single_word) by the character after
+        it. And where a token is not settled, the text before it is not either if normalized tokens
+        are looked for in it: if that token is refused, the text between tokens grows, and the
+        second pass may find other tokens at its end.
+        """
+        patterns = self._added_token_patterns()
+        spans: list[tuple[int, int, str, bool]] = []
+        uncuttable: set[int] = set()
+        raw_spans, raw_refused = self._find(text, patterns.raw, None)
+        refused = list(raw_refused)
+        for start, end, token in raw_spans:
+            if token is not None:
+                spans.append((start, end, token, True))
+                continue
+            found_spans, found_refused = self._find(text[start:end], patterns.normalized, patterns.token_of_spelling)
+            for part_start, part_end, found in found_spans:
+                piece = text[start + part_start:start + part_end] if found is None else found
+                spans.append((start + part_start, start + part_end, piece, found is not None))
+            refused += [(start + a, start + b) for a, b in found_refused]
+        for start, end, _, is_added in spans:
+            if is_added:
+                uncuttable.update(range(start + 1, end))
+        for start, end in refused:
+            uncuttable.update(range(start, end + 1))
+        # A token right after a cut, found now or in text still to come, would not see the character
+        # before the cut: whitespace it should take (lstrip), a word character that refuses it (single_word).
+        lstrip_starts = {t[0] for t in self._lstrip_tokens}
+        single_word_starts = {t[0] for t in self._single_word_tokens}
+        for cut in range(1, len(text) + 1) if lstrip_starts or single_word_starts else ():
+            after = text[cut] if cut < len(text) else None  # None: not read yet, could be anything
+            before = text[cut - 1]
+            if lstrip_starts and is_white_space(before) and (
+                    after is None or is_white_space(after) or after in lstrip_starts):
+                uncuttable.add(cut)
+            if single_word_starts and is_word_char(before) and (after is None or after in single_word_starts):
+                uncuttable.add(cut)
+
+        margin = max((len(t) for t in self.special_tokens), default=1) - 1
+        settled = len(text) - margin
+        boundary = len(text)  # where the text read so far ends, or the first token not settled starts
+        looks_ahead = self._rstrip_tokens | self._single_word_tokens
+        for start, end, piece, is_added in reversed(spans):
+            if is_added and (end > settled or (end == boundary and piece in looks_ahead)):
+                boundary = start
+                settled = min(settled, start - (margin if self._normalized_tokens else 0))
+        return AddedTokenSpans(spans, uncuttable, max(settled, 0))
+
+    def _find(self, text: str, pattern: re.Pattern[str] | None, token_of: Mapping[str, str] | None):
+        """``find_added_tokens`` with this tokenizer's flags."""
+        return find_added_tokens(text, pattern, token_of, self._lstrip_tokens, self._rstrip_tokens,
+                                 self._single_word_tokens)
 
     def _decoding_spellings(self) -> dict[str, str]:
         """token -> what ``decode`` writes for it, for the added tokens that are not written as they are.
@@ -306,12 +423,21 @@ class Tokenizer(ABC):
         return self._hf
 
     def _added_tokens_json(self) -> list[dict]:
-        """The ``added_tokens`` of ``to_hf_dict``: every added token, matched whole, with its two flags."""
+        """The ``added_tokens`` of ``to_hf_dict``: every added token with its five flags."""
         return [
-            {"id": self.token_to_id(t), "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+            {"id": self.token_to_id(t), "content": t, "single_word": t in self._single_word_tokens,
+             "lstrip": t in self._lstrip_tokens, "rstrip": t in self._rstrip_tokens,
              "normalized": t in self.normalized_tokens, "special": t not in self.non_special_tokens}
             for t in self.special_tokens
         ]
+
+
+class AddedTokenSpans(NamedTuple):
+    """What ``Tokenizer.added_token_spans`` says about a text read so far."""
+
+    spans: list[tuple[int, int, str, bool]]  # (start, end, piece, is_added) for each piece, in order
+    uncuttable: set[int]  # where cutting the text in two would change the added tokens found
+    settled: int  # the added tokens found before this position stay, whatever text comes after
 
 
 class AddedTokenPatterns(NamedTuple):
@@ -324,11 +450,19 @@ class AddedTokenPatterns(NamedTuple):
 
 
 def with_added_token_flags(tok: Tokenizer, data: dict) -> Tokenizer:
-    """``tok`` (just read from the tokenizer.json ``data``) told which added tokens are ``"special": false``
-    and which are ``"normalized": true`` (flags ``check_added_tokens`` has checked)."""
+    """``tok`` (just read from the tokenizer.json ``data``) told the flags of its added tokens: which are
+    ``"special": false``, and which set ``normalized``, ``lstrip``, ``rstrip`` or ``single_word``
+    (flags ``check_added_tokens`` has checked; a missing one is false, ``special`` true)."""
     added = data.get("added_tokens") or []
+
+    def flagged(flag: str) -> frozenset[str]:
+        return frozenset(a["content"] for a in added if a.get(flag, False) is True)
+
     tok.non_special_tokens = frozenset(a["content"] for a in added if a.get("special", True) is False)
-    tok.normalized_tokens = frozenset(a["content"] for a in added if a.get("normalized", False) is True)
+    tok.normalized_tokens = flagged("normalized")
+    tok.lstrip_tokens = flagged("lstrip")
+    tok.rstrip_tokens = flagged("rstrip")
+    tok.single_word_tokens = flagged("single_word")
     return tok
 
 
@@ -341,24 +475,37 @@ def read_tokenizer_json(path: str | Path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path} is not a valid tokenizer.json (not UTF-8 JSON): {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict) or "type" not in data["model"]:
+    model = data.get("model") if isinstance(data, dict) else None
+    if isinstance(model, dict) and "type" not in model and "vocab" in model:
+        model["type"] = legacy_model_type(model)  # a file from an old tokenizers version
+    if not isinstance(model, dict) or "type" not in model:
         raise ValueError(f"{path} is not a Hugging Face tokenizer.json: no 'model' with a 'type'")
     return data
 
 
-# The added-token flags of a tokenizer.json that minitransformer implements, and those it refuses.
-ADDED_TOKEN_FLAGS = ("special", "normalized")
-UNSUPPORTED_ADDED_TOKEN_FLAGS = ("single_word", "lstrip", "rstrip")
+def legacy_model_type(model: dict) -> str:
+    """The model type of a tokenizer.json written before ``tokenizers`` named it (roberta-base's and
+    bert-base-uncased's files, for example, have no ``"type"``), told by its fields as ``tokenizers`` tells
+    it: merges make a BPE, a list of [piece, score] a Unigram, a subword prefix or word length a WordPiece,
+    anything else a WordLevel."""
+    if "merges" in model:
+        return "BPE"
+    if isinstance(model.get("vocab"), list):
+        return "Unigram"
+    if "continuing_subword_prefix" in model or "max_input_chars_per_word" in model:
+        return "WordPiece"
+    return "WordLevel"
+
+
+# The added-token flags of a tokenizer.json, all implemented (see Tokenizer.split_on_added_tokens).
+ADDED_TOKEN_FLAGS = ("special", "normalized", "lstrip", "rstrip", "single_word")
 
 
 def check_added_tokens(data: dict) -> list[dict]:
-    """The ``added_tokens`` of a tokenizer.json, checked for the features minitransformer implements.
+    """The ``added_tokens`` of a tokenizer.json, checked: each entry needs an int ``id`` and a str ``content``.
 
-    Each entry needs an int ``id`` and a str ``content``. Of its flags, ``special`` and ``normalized``
-    are implemented (``Tokenizer.non_special_tokens``, ``Tokenizer.normalized_tokens``); the three
-    that change how much text a match takes (``single_word``: only a whole word; ``lstrip``/``rstrip``:
-    the spaces before/after go with the token) are a ValueError when true. A flag that is there must
-    be true or false; a missing one counts as false (``special``: true).
+    Of its flags (``ADDED_TOKEN_FLAGS``), a flag that is there must be true or false; a missing one
+    counts as false (``special``: true). ``with_added_token_flags`` then gives them to the tokenizer.
     """
     added = data.get("added_tokens") or []
     if not isinstance(added, list):
@@ -366,17 +513,9 @@ def check_added_tokens(data: dict) -> list[dict]:
     for tok in added:
         if not isinstance(tok, dict) or not isinstance(tok.get("content"), str) or not isinstance(tok.get("id"), int):
             raise ValueError(f"added_tokens entries need 'id' (int) and 'content' (str), got {tok!r}")
-        for flag in ADDED_TOKEN_FLAGS + UNSUPPORTED_ADDED_TOKEN_FLAGS:
+        for flag in ADDED_TOKEN_FLAGS:
             if flag in tok and not isinstance(tok[flag], bool):
                 raise ValueError(f"added token {tok['content']!r}: {flag!r} must be true or false, got {tok[flag]!r}")
-        for flag in UNSUPPORTED_ADDED_TOKEN_FLAGS:
-            if tok.get(flag, False):
-                raise ValueError(
-                    f"added token {tok['content']!r} sets {flag}=true, which minitransformer does not implement; "
-                    "supported: added tokens matched whole, in the raw text (\"normalized\": false) or in the "
-                    "normalized text (\"normalized\": true), \"special\" true or false, with single_word, "
-                    "lstrip and rstrip false"
-                )
     return added
 
 
@@ -472,8 +611,9 @@ def split_on_special_tokens(text: str, pattern: re.Pattern[str] | None) -> list[
 
     ``pattern`` is ``special_token_pattern(special_tokens)``: the longest special token wins where
     several start at one place, so a special token is never split by the subword model. Empty pieces
-    are dropped. (Encoding uses ``Tokenizer.split_on_added_tokens``, which calls this twice: on the
-    raw text, then on the normalized text between the tokens found.)
+    are dropped. (Encoding uses ``Tokenizer.split_on_added_tokens``, which cuts with ``find_added_tokens``
+    twice, on the raw text and on the normalized text between the tokens found, and applies the flags
+    that make a token take whitespace or only whole words; training cuts with this.)
     """
     if pattern is None:
         return [(text, False)] if text else []
@@ -481,15 +621,109 @@ def split_on_special_tokens(text: str, pattern: re.Pattern[str] | None) -> list[
     return [(piece, i % 2 == 1) for i, piece in enumerate(pattern.split(text)) if piece]
 
 
-def piece_spans(pieces: Iterable[tuple[str, bool]]) -> Iterator[tuple[int, int, str, bool]]:
-    """``(start, end, piece, is_added)`` for the pieces of ``split_on_added_tokens``, positions in the text.
+# Unicode's White_Space property (PropList.txt): what ``\s`` means in the regex engine of ``tokenizers``,
+# so what lstrip/rstrip take (and where GPT-2's regex cuts, see bpe.py). Python's str.isspace() is
+# wider: it also counts U+001C..U+001F.
+WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+               (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000)]
+_WHITE_SPACE_CHARS = frozenset(chr(cp) for a, b in WHITE_SPACE for cp in range(a, b + 1))
 
-    Only for tokenizers without a normalizer (BPE, char), whose pieces put together are the text.
+# Symbols (category So) that Unicode counts as alphabetic, so as word characters: circled and
+# squared Latin letters ("Ⓐ", "🄰").
+_ALPHABETIC_SYMBOLS = ((0x24B6, 0x24E9), (0x1F130, 0x1F149), (0x1F150, 0x1F169), (0x1F170, 0x1F189))
+
+
+def is_white_space(char: str) -> bool:
+    """Whether a character is Unicode White_Space: spaces (also no-break, ideographic), tabs, line breaks.
+    Zero-width spaces are not."""
+    return char in _WHITE_SPACE_CHARS
+
+
+def is_word_char(char: str) -> bool:
+    """Whether a character is a word character as ``\\w`` of the regex engine of ``tokenizers`` has it.
+
+    That is Unicode's definition (UTS #18): letters (categories L*), marks (M*: accents, vowel signs),
+    decimal digits (Nd), letter numbers (Nl: "Ⅷ"), connector punctuation (Pc: "_", "‿"), the zero-width
+    (non-)joiners U+200C and U+200D, and the few alphabetic symbols above. Not other numbers (No: "²",
+    "½"), other punctuation, symbols, whitespace. Python's own ``\\w`` differs (it counts "²", not marks).
+    ``tokenizers`` has newer Unicode tables: characters assigned after Python's ``unicodedata`` version
+    are no word characters here and may be there.
     """
-    start = 0
-    for piece, is_added in pieces:
-        yield start, start + len(piece), piece, is_added
-        start += len(piece)
+    category = unicodedata.category(char)
+    if category[0] in "LM" or category in ("Nd", "Nl", "Pc") or char in "\u200c\u200d":
+        return True
+    return any(a <= ord(char) <= b for a, b in _ALPHABETIC_SYMBOLS)
+
+
+def find_added_tokens(
+    text: str,
+    pattern: re.Pattern[str] | None,
+    token_of: Mapping[str, str] | None = None,
+    lstrip: frozenset[str] = frozenset(),
+    rstrip: frozenset[str] = frozenset(),
+    single_word: frozenset[str] = frozenset(),
+) -> tuple[list[tuple[int, int, str | None]], list[tuple[int, int]]]:
+    """Cut ``text`` at the added tokens that ``pattern`` finds in it: ``(spans, refused)``.
+
+    ``spans`` covers the text in order: ``(start, end, token)`` for an added token, ``(start, end, None)``
+    for the text between tokens. ``pattern`` (``special_token_pattern``) finds spellings left to right,
+    the longest where several start at one place, never two that overlap; ``token_of`` maps a spelling
+    to its token (None: the spelling is the token). Three flags of a tokenizer.json change what a
+    token takes, exactly as in ``tokenizers``; each is a set of the tokens that have it:
+
+    - ``lstrip``: the token also takes the whitespace right before it. RoBERTa's ``<mask>`` has it, and
+      this is why: GPT-2-style BPE spells a word together with the space before it (" world" is the one
+      token ``Ġworld``), so in "Hello <mask>!" the mask stands for " world", space included. Without
+      lstrip the space would be left over as a token of its own ("Hello", "Ġ", "<mask>", "!"), a sequence
+      the model never saw in pre-training; with it, the text is "Hello", "<mask>", "!", just as "Hello
+      world!" is "Hello", "Ġworld", "!".
+    - ``rstrip``: the token takes the whitespace right after it ("<mask>  is" -> "<mask>", "is").
+    - ``single_word``: the token is found only as a whole word: not where a word character (a letter,
+      digit, mark or "_", see ``is_word_char``) stands right before or right after it. An added "ab" is
+      found in "ab", "ab!" and "(ab)", not in "abc", "cab", "ab_" or "1ab". A spelling refused is left
+      as ordinary text and listed in ``refused`` as ``(start, end)``.
+
+    The details, all as ``tokenizers`` does them: whitespace is Unicode's White_Space (``is_white_space``:
+    spaces, tabs, newlines, no-break and ideographic spaces; not zero-width spaces), and a token takes the
+    whole run of it, but never text an earlier token took (in "<a> <m>" with rstrip ``<a>`` and lstrip
+    ``<m>``, ``<a>`` has the space). The whitespace a token takes belongs to no piece of text, so it is
+    gone: ``decode`` writes the token alone ("Hello<mask>!"). single_word is decided first, on the spelling
+    as found, and only the text next to it counts: at the start or end of ``text`` is a word boundary
+    (in the second pass of ``Tokenizer.split_on_added_tokens`` that includes next to a token of the first).
+    The search goes on after each spelling found, taken or refused: with a single_word "ab" and a plain
+    "b", "xab" is all text (the "b" inside the refused "ab" is not looked at again). And a token may be
+    found inside whitespace that an rstrip token before it took (if it starts with whitespace itself):
+    the two spans then overlap, as they do in ``tokenizers``; unless the token has lstrip, which leaves
+    it nothing (``tokenizers`` drops it, or, if it ends before that whitespace does, fails with "bad
+    split"; here it is dropped too).
+    """
+    spans: list[tuple[int, int, str | None]] = []
+    refused: list[tuple[int, int]] = []
+    done = 0  # the end of the last token taken: text before it is settled
+    for match in pattern.finditer(text) if pattern is not None else ():
+        start, end = match.span()
+        token = match.group() if token_of is None else token_of[match.group()]
+        if token in single_word and (
+            (start > 0 and is_word_char(text[start - 1])) or (end < len(text) and is_word_char(text[end]))
+        ):
+            refused.append((start, end))
+            continue
+        if token in lstrip:
+            while start > done and is_white_space(text[start - 1]):
+                start -= 1
+            start = max(start, done)  # (only after an rstrip token that took the whitespace this one starts with)
+        if token in rstrip:
+            while end < len(text) and is_white_space(text[end]):
+                end += 1
+        if end <= start:  # all inside whitespace an rstrip token took (see the docstring)
+            continue
+        if done < start:
+            spans.append((done, start, None))
+        spans.append((start, end, token))
+        done = end
+    if done < len(text):
+        spans.append((done, len(text), None))
+    return spans, refused
 
 
 def cached_word_ids(cache: dict[str, list[int]], word: str, word_to_ids: Callable[[str], list[int]]) -> list[int]:

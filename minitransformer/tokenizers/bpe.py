@@ -32,13 +32,14 @@ from pathlib import Path
 from minitransformer.tokenizers.base import (
     BACKENDS,  # noqa: F401  (still importable as bpe.BACKENDS)
     GPT_SPECIAL_TOKENS,
+    WHITE_SPACE,
     Tokenizer,
     as_token_id,
     check_added_tokens,
     check_backend,
     check_special_tokens,
     check_vocab_size,
-    piece_spans,
+    is_white_space,
     special_token_pattern,
     split_on_special_tokens,
     with_added_token_flags,
@@ -85,11 +86,9 @@ def to_byte_chars(text: str) -> str:
 # leading space, and runs of whitespace -- where a run followed by a word leaves its last space to it.
 # The standard library's `re` has no \p{...} classes, so they are spelled out from `unicodedata`:
 # L = every letter category, N = every number category, \s = the Unicode White_Space set (what the
-# regex engine inside `tokenizers` uses; Python's own \s would also match \x1c-\x1f).
+# regex engine inside `tokenizers` uses; Python's own \s would also match \x1c-\x1f; the ranges,
+# WHITE_SPACE, live in base.py, where they also say what added tokens with lstrip/rstrip take).
 # tests/tokenizers/test_bpe.py checks every assigned code point against `tokenizers`.
-
-WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
-               (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000)]
 
 
 def _char_class(ranges: Iterable[tuple[int, int]]) -> str:
@@ -123,10 +122,6 @@ def gpt2_pattern() -> re.Pattern[str]:
 def pretokenize(text: str) -> list[str]:
     """Cut text into GPT-2's "words": ``"Hello  world!"`` -> ``["Hello", " ", " world", "!"]``."""
     return gpt2_pattern().findall(text)
-
-
-def _is_white_space(char: str) -> bool:
-    return any(a <= ord(char) <= b for a, b in WHITE_SPACE)
 
 
 # ---- training -------------------------------------------------------------------------------------
@@ -303,7 +298,6 @@ class BPETokenizer(Tokenizer):
 
         self._byte_ids = [self._vocab[c] for c in bytes_to_unicode().values()]  # byte value -> id
         self._special_ids = {t: self._vocab[t] for t in self.special_tokens}
-        self._longest_special = max((len(t) for t in self.special_tokens), default=0)
         self._cache: dict[str, list[int]] = {}
         self._token_bytes: dict[int, bytes] | None = None
         self._hf = None
@@ -512,29 +506,29 @@ class BPETokenizer(Tokenizer):
         """A place to cut ``text`` so that no text appended later changes the ids before the cut.
 
         Returns ``(cut, ends_with_special)``; ``cut`` is 0 if there is none yet. Two things can
-        reach across a cut. A special token may be incomplete, or text still to come may change which
+        reach across a cut. Added tokens: one may be incomplete, text still to come may change which
         token matches (it may complete a longer one, or one that the first pass of
-        ``split_on_added_tokens`` takes before a "normalized" one it overlaps), so only added tokens
-        that end at least ``longest_special - 1`` characters before the end are trusted, and no cut
-        is made at or after one that is not. And GPT-2's regex decides
+        ``split_on_added_tokens`` takes before a "normalized" one it overlaps), whether one that looks
+        at the character after it matches (single_word) or how much whitespace it takes (rstrip). So
+        only the added tokens before ``added_token_spans``' ``settled`` position are trusted (the
+        longest added token's length, less one, before the end), no cut is made at or after one that is not,
+        nor where ``added_token_spans`` says cutting would change the tokens found (inside a token's
+        whitespace, at a single_word spelling refused inside a word). And GPT-2's regex decides
         where a word ends by looking at what follows (``"hello   "`` + ``"world"`` splits as
         ``"hello", "  ", " world"``). A cut right after a word that does not end in whitespace is safe
         (the regex never looks further than 3 characters ahead, so only such words that end 3
         characters before the trusted end are known to be final); the quickest to find is a
-        non-space character followed by a whitespace character. With ``add_prefix_space`` the regex
-        must see the space that encoding will put before a segment (``"'send"`` is ``"'s", "end"``
-        but ``" 'send"`` is ``" '", "send"``); ``continues_segment`` says the text has none.
+        non-space character followed by a whitespace character. Such a cut also keeps whole the
+        whitespace that a token after it takes (lstrip): all of it comes after the cut. With
+        ``add_prefix_space`` the regex must see the space that encoding will put before a segment
+        (``"'send"`` is ``"'s", "end"`` but ``" 'send"`` is ``" '", "send"``); ``continues_segment``
+        says the text has none.
         """
-        trusted_end = len(text) - max(self._longest_special - 1, 0)
-        start = 0  # text[:start] ends with a trusted added token (or start is 0)
-        for token_start, token_end, _, is_added in piece_spans(self.split_on_added_tokens(text)):
-            if is_added:
-                if token_end > trusted_end:  # not trusted: cut before it, if anywhere
-                    trusted_end = token_start
-                    break
-                start = token_end
+        spans, uncuttable, trusted_end = self.added_token_spans(text)
+        # text[:start] ends with a trusted added token (or start is 0)
+        start = max((end for _, end, _, is_added in spans if is_added and end <= trusted_end), default=0)
         for cut in range(trusted_end - 1, start, -1):
-            if _is_white_space(text[cut]) and not _is_white_space(text[cut - 1]):
+            if is_white_space(text[cut]) and not is_white_space(text[cut - 1]) and cut not in uncuttable:
                 return cut, False
         # No whitespace boundary (e.g. a long line of CJK text): ask the regex itself.
         cut = start
@@ -546,8 +540,10 @@ class BPETokenizer(Tokenizer):
             end = word.end() + shift
             if end + 3 > trusted_end:
                 break
-            if end > start and not _is_white_space(text[end - 1]):
+            if end > start and not is_white_space(text[end - 1]) and end not in uncuttable:
                 cut = end
+        if cut in uncuttable:  # (cut == start: right after a trusted token, but a cut there is not safe)
+            return 0, False
         return cut, cut == start and start > 0
 
     def encode_iterable(self, lines: Iterable[str], chunk_chars: int = 1 << 16) -> Iterator[int]:
@@ -648,8 +644,9 @@ class BPETokenizer(Tokenizer):
     def from_hf_dict(cls, data: dict) -> BPETokenizer:
         """Read a byte-level BPE ``tokenizer.json`` (ours, GPT-2's or RoBERTa's, or one written by
         ``tokenizers``). Options that would change the ids and that we do not implement (normalizers,
-        dropout, subword prefixes, stripping added tokens, ...) are a ValueError, never ignored.
-        Added tokens marked ``"normalized": true`` are implemented (``normalized_tokens``)."""
+        dropout, subword prefixes, ...) are a ValueError, never ignored. All the flags of added tokens
+        are implemented (``normalized_tokens``, ``lstrip_tokens`` as RoBERTa's ``<mask>`` has it, ...).
+        A post-processor (RoBERTa's ``<s> A </s>``) is not read: ``encode`` never adds special tokens."""
         model = data["model"]
         if model.get("type") != "BPE":
             raise ValueError(f"model type is {model.get('type')!r}, expected 'BPE'")
@@ -673,7 +670,7 @@ class BPETokenizer(Tokenizer):
             else:
                 merges.append(tuple(m))
         specials = []
-        for added in check_added_tokens(data):  # refuses lstrip, rstrip, single_word
+        for added in check_added_tokens(data):
             content, idx = added["content"], added["id"]
             if vocab.setdefault(content, idx) != idx:
                 raise ValueError(f"added token {content!r} has id {idx} but the vocabulary says {vocab[content]}")

@@ -18,7 +18,6 @@ from minitransformer.tokenizers.base import (
     as_token_id,
     check_added_tokens,
     check_special_tokens,
-    piece_spans,
     special_token_pattern,
     split_on_special_tokens,
     with_added_token_flags,
@@ -117,25 +116,26 @@ class CharTokenizer(Tokenizer):
     def encode_iterable(self, lines: Iterable[str]) -> Iterator[int]:
         """``encode("".join(lines))`` in bounded memory, even when a special token is split between pieces.
 
-        Characters are encoded as they come, except a short tail that could be the start of a
-        special token: it waits for the next piece. A cut is never made through an added token found
-        in the text so far; if text still to come makes it a different token, or none (a raw ``b!``
-        completed in "ab" + "!" wins over a "normalized" ``ab``), the text before it is unchanged.
+        Characters are encoded as they come, except a short tail that text still to come could change:
+        the start of a special token, and more (``added_token_spans``' ``settled``). A cut is never made
+        through an added token found in the text so far (nor through the whitespace it takes, nor where
+        a ``single_word`` spelling was refused, nor where a token still to come would not see the
+        character before it: ``uncuttable``); if text still to come makes it a different token, or
+        none (a raw ``b!`` completed in "ab" + "!" wins over a "normalized" ``ab``), the text before it
+        is unchanged.
         """
         if not self.special_tokens:
             for line in lines:
                 yield from self.encode(line)
             return
-        hold = max(len(t) for t in self.special_tokens) - 1  # the longest possible unfinished special token
         buffer = ""
         for line in lines:
             if not isinstance(line, str):
                 raise TypeError(f"encode_iterable expects str pieces, got {type(line).__name__}")
             buffer += line
-            cut = max(0, len(buffer) - hold)
-            for start, end, _, is_added in piece_spans(self.split_on_added_tokens(buffer)):
-                if is_added and start < cut < end:  # never cut through an added token
-                    cut = start
+            _, uncuttable, cut = self.added_token_spans(buffer)
+            while cut > 0 and cut in uncuttable:
+                cut -= 1
             yield from self.encode(buffer[:cut])
             buffer = buffer[cut:]
         yield from self.encode(buffer)
@@ -184,7 +184,7 @@ class CharTokenizer(Tokenizer):
         if not isinstance(vocab, dict) or not all(isinstance(t, str) and isinstance(i, int) and not isinstance(i, bool)
                                                   for t, i in vocab.items()):
             raise ValueError("a character tokenizer's model.vocab must map each token (a string) to its id (an integer)")
-        specials = [added["content"] for added in check_added_tokens(data)]  # refuses lstrip, rstrip, single_word
+        specials = [added["content"] for added in check_added_tokens(data)]
         by_id = sorted(vocab.items(), key=lambda kv: kv[1])
         if [i for _, i in by_id] != list(range(len(by_id))):
             raise ValueError("vocabulary ids must be 0..n-1")

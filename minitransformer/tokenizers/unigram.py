@@ -44,6 +44,7 @@ from minitransformer.tokenizers.base import (
     check_special_tokens,
     check_vocab_size,
     hf_model_section,
+    is_white_space,
     special_token_pattern,
     split_on_special_tokens,
     with_added_token_flags,
@@ -268,7 +269,11 @@ class UnigramTokenizer(Tokenizer):
 
         Cutting the text just before a space is safe: the next chunk starts with ``▁`` (so nothing
         is prepended) and no piece spans a ``▁``. Without a space, text accumulates; so it does when an
-        added token could span the cut (it has a space, or its normalized spelling has one).
+        added token could span the cut (it has a space, or its normalized spelling has one). Added
+        tokens that take whitespace (see ``find_added_tokens``) need two more things: with an lstrip
+        token, the character before the cut must not be whitespace (a token after the cut would take
+        the whitespace before it too); and the text before the cut must not end with an rstrip token
+        (it would take the space). A single_word token needs nothing: a space is a word boundary.
         """
         spellings = self._decoding_spellings().values()  # the normalized tokens' normalized spellings
         safe = not any(" " in t for t in [*self.special_tokens, *spellings])
@@ -277,12 +282,24 @@ class UnigramTokenizer(Tokenizer):
             if not isinstance(line, str):
                 raise TypeError(f"encode_iterable expects str pieces, got {type(line).__name__}")
             buffer += line
-            cut = buffer.rfind(" ") if safe else -1
+            cut = self._last_safe_space(buffer) if safe else -1
             if cut > 0:
                 yield from self.encode(buffer[:cut])
                 buffer = buffer[cut:]
         if buffer:
             yield from self.encode(buffer)
+
+    def _last_safe_space(self, text: str) -> int:
+        """Where ``encode_iterable`` may cut ``text``: before its last space that allows it (-1: none)."""
+        cut = text.rfind(" ")
+        if self.lstrip_tokens:
+            while cut > 0 and is_white_space(text[cut - 1]):
+                cut = text.rfind(" ", 0, cut)
+        if cut > 0 and self.rstrip_tokens:
+            pieces = self.split_on_added_tokens(text[:cut])
+            if pieces and pieces[-1][1] and pieces[-1][0] in self.rstrip_tokens:
+                return -1  # wait for a later space
+        return cut
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """Concatenate pieces, ``▁`` -> space, bytes pieces -> UTF-8 text, drop one leading space.

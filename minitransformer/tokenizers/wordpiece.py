@@ -270,6 +270,9 @@ class WordPieceTokenizer(Tokenizer):
         That is unsafe if an added token could match across such a character: one written with it, or
         one marked normalized whose normalized spelling has a space (the normalizer turns every
         whitespace into one, and puts spaces around CJK characters). Then the text is held whole.
+        The flags that make a token take whitespace or only whole words (``find_added_tokens``) need no
+        care here: whitespace gives no ids in WordPiece, taken by a token or not, and a token found just
+        after the cut has whitespace before it, a word boundary, in the whole text too.
         """
         spellings = self._decoding_spellings().values()  # the normalized tokens' normalized spellings
         safe = not any(ch in t for t in [*self.special_tokens, *spellings] for ch in _CUTTABLE)

@@ -3,10 +3,11 @@
 ``tokenizers`` looks for the added tokens of a tokenizer.json in two passes: those marked
 ``"normalized": false`` in the raw text, then those marked ``"normalized": true``, in their normalized
 spelling, in the normalized text between the first ones. Each tokenizer kind here gets a small
-tokenizer.json built by ``tokenizers`` itself, with added tokens that combine the two flags ours
-implements (``normalized``, ``special``) in every way; ours must load it and give the same ids, and the same
+tokenizer.json built by ``tokenizers`` itself, with added tokens that combine the two flags
+``normalized`` and ``special`` in every way; ours must load it and give the same ids, and the same
 decoded text, for texts made of those tokens in several spellings, the characters around them,
-punctuation and spaces.
+punctuation and spaces. (The other three flags, ``lstrip``, ``rstrip`` and ``single_word``, are
+tested in test_added_token_strip.py.)
 """
 from __future__ import annotations
 
@@ -293,18 +294,6 @@ def test_save_and_load_keep_the_flags(pair, tmp_path):
     if isinstance(ours, (WordPieceTokenizer, UnigramTokenizer)):  # and so does the "hf" backend
         fast = type(ours).from_hf_dict(written, backend="hf")
         assert [fast.encode(t) for t in texts] == [ours.encode(t) for t in texts]
-
-
-@pytest.mark.parametrize("kind", ["wordpiece", "unigram", "bpe", "char"])
-@pytest.mark.parametrize("flag", ["lstrip", "rstrip", "single_word"])
-def test_flags_we_do_not_implement_are_refused_saying_what_is_supported(kind, flag, tmp_path):
-    data = json.loads(_reference(kind).to_str())
-    data["added_tokens"][-1][flag] = True
-    path = tmp_path / "t.json"
-    path.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(ValueError, match=flag) as info:
-        load_tokenizer(path)
-    assert "t.json" in str(info.value) and "normalized" in str(info.value)  # names the file and what works
 
 
 def test_two_normalized_tokens_with_one_spelling_are_refused(tmp_path):

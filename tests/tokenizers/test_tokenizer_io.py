@@ -48,6 +48,25 @@ def test_byte_level_bpe_written_by_tokenizers(tmp_path):
     assert tok.encode(sample) == hf.encode(sample).ids
 
 
+def test_files_from_old_tokenizers_versions_without_a_model_type(bpe, tmp_path):
+    """roberta-base's and bert-base-uncased's tokenizer.json were written before ``tokenizers`` named the
+    model's type; it tells it by the fields (merges: BPE, a [piece, score] list: Unigram, a subword
+    prefix: WordPiece, else WordLevel), and so do we."""
+    wordpiece = WordPieceTokenizer.train(TEXT, vocab_size=60)
+    unigram = UnigramTokenizer.train(TEXT, vocab_size=45, special_tokens=["<unk>"])
+    for tok in (bpe, CharTokenizer.train(TEXT), wordpiece, unigram):
+        data = tok.to_hf_dict()
+        kind = data["model"].pop("type")
+        path = tmp_path / f"{kind}.json"
+        path.write_text(json.dumps(data), encoding="utf-8")
+        loaded = load_tokenizer(path)
+        assert type(loaded) is type(tok)
+        hf = HFTokenizer.from_file(str(path))
+        assert type(hf.model).__name__ == kind
+        assert loaded.encode(TEXT) == tok.encode(TEXT) == hf.encode(TEXT, add_special_tokens=False).ids
+        assert type(tok).load(path).encode(TEXT) == tok.encode(TEXT)
+
+
 @pytest.mark.parametrize("model_type,module,class_name", [
     ("WordPiece", wordpiece_module, "WordPieceTokenizer"),
     ("Unigram", unigram_module, "UnigramTokenizer"),
@@ -101,7 +120,7 @@ def _edited(bpe: BPETokenizer, tmp_path, edit) -> str:
     (lambda d: d["model"].update(continuing_subword_prefix="##"), "continuing_subword_prefix"),
     (lambda d: d["model"]["vocab"].pop("Ġ"), "byte characters"),
     (lambda d: d["model"]["merges"].append("Ġ zzzqqq"), "'zzzqqq' is not in the vocabulary"),
-    (lambda d: d["added_tokens"][0].update(lstrip=True), "lstrip"),
+    (lambda d: d["added_tokens"][0].update(lstrip="yes"), "'lstrip' must be true or false"),
 ])
 def test_unsupported_or_broken_bpe_files(bpe, tmp_path, edit, message):
     path = _edited(bpe, tmp_path, edit)

@@ -321,7 +321,7 @@ def test_missing_or_corrupt_tokenizer_json_names_the_file(ours, tmp_path):
                        ("badpiece.json", lambda d: d["model"]["vocab"].append(["x", "high"])),
                        ("t5precompiled.json", lambda d: d.update(normalizer={"type": "Precompiled"})),
                        ("bytelevel.json", lambda d: d.update(pre_tokenizer={"type": "ByteLevel"})),
-                       ("lstrip.json", lambda d: d["added_tokens"][0].update(lstrip=True))]:
+                       ("lstrip.json", lambda d: d["added_tokens"][0].update(lstrip=1))]:
         d = json.loads(json.dumps(data))
         edit(d)
         path = tmp_path / name
