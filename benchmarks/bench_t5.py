@@ -86,9 +86,12 @@ def bench_train(preset: str, steps: int, rounds: int, dropout: float = 0.0, batc
     flops = steps * t5_flops_per_step(cfg, batch, ENC_LEN, DEC_LEN)
     times: dict[str, list[float]] = {name: [] for name in fns}
     peaks: list[float] = []
-    for _ in range(rounds):  # each round: the matmul peak under the current load, then both models
+    for r in range(rounds):  # each round: the matmul peak under the current load, then both models
         peaks.append(measure_matmul_peak("cpu", torch.float32, size=1024, seconds=0.25))
-        for name, seconds in alternate(fns, 1).items():
+        # who goes first swaps every round: the first after the peak measurement inherits its memory
+        # state (freed buffers, page faults to come), which would otherwise always fall to one model
+        order = dict(reversed(fns.items())) if r % 2 else fns
+        for name, seconds in alternate(order, 1).items():
             times[name].append(seconds[0])
     tokens = steps * batch * (ENC_LEN + DEC_LEN)
     rates = {k: [tokens / t for t in v] for k, v in times.items()}
