@@ -101,35 +101,34 @@ def build(cfg: GPTConfig, device: torch.device):
 
 def make_runners(cfg: GPTConfig, device: torch.device, dtype: torch.dtype, args,
                  backend: str | None) -> list[Runner]:
-    """Ours and transformers' GPT-2 with the same weights (and, with ``--padded-vocab``, a diagnostic third).
+    """Ours and transformers' GPT-2 with the same weights, and the diagnostic variants asked for.
 
-    The diagnostic is our GPT with the vocabulary padded to a multiple of 64 (nanoGPT's 50,304 for
-    GPT-2). The data still uses the real vocabulary; the padded rows are extra, never-seen classes.
-    MFU keeps counting the unpadded model's FLOPs, so its row shows what the padding buys in useful work.
+    ``--unaligned-head``: our GPT with the plain LM head (no padding for the GPU; eager only).
+    ``--padded-vocab``: the vocabulary itself padded to a multiple of 64 (nanoGPT's 50,304 for GPT-2):
+    the data still uses the real vocabulary, the extra rows are never-seen classes.
+    ``--nanogpt-config``: that, and no biases (nanoGPT train.py's defaults). MFU keeps counting the
+    unpadded model's FLOPs, so these rows show what each change buys in useful work.
     """
     ours, hf = build(cfg, device)
     models = [("minitransformer GPT", ours, make_adamw(ours, lr=6e-4, weight_decay=0.1, fused=True), True),
               ("transformers GPT2LMHeadModel", hf,
                torch.optim.AdamW(hf.parameters(), lr=6e-4, weight_decay=0.1, fused=True), False)]
+
+    def variant(name: str, config: GPTConfig, logits_multiple_of: int | None = None) -> None:
+        torch.manual_seed(0)  # the same initial weights as ours wherever the shapes agree
+        model = GPT(config).to(device).train()
+        model.logits_multiple_of = logits_multiple_of
+        models.append((f"minitransformer GPT, {name} (diagnostic)", model,
+                       make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
+
+    padded = -(-cfg.vocab_size // 64) * 64  # nanoGPT's 50,304 for GPT-2
     if args.unaligned_head and backend is None:  # under torch.compile inductor pads such products itself
-        torch.manual_seed(0)
-        model = GPT(cfg).to(device).train()
-        model.logits_multiple_of = 1  # the plain F.linear LM head: output rows 50,257 elements long
-        models.append(("minitransformer GPT, LM head not 8-aligned (diagnostic)", model,
-                       make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
+        # the plain F.linear LM head: output rows 50,257 elements long
+        variant("LM head not 8-aligned", cfg, logits_multiple_of=1)
     if args.padded_vocab:
-        padded = dataclasses.replace(cfg, vocab_size=-(-cfg.vocab_size // 64) * 64)
-        torch.manual_seed(0)
-        model = GPT(padded).to(device).train()
-        models.append((f"minitransformer GPT, vocab padded to {padded.vocab_size} (diagnostic)", model,
-                       make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
-    if args.nanogpt_config:
-        # nanoGPT train.py's own defaults for GPT-2 124M: no biases, vocabulary padded to 50,304
-        nano = dataclasses.replace(cfg, vocab_size=-(-cfg.vocab_size // 64) * 64, bias=False)
-        torch.manual_seed(0)
-        model = GPT(nano).to(device).train()
-        models.append((f"minitransformer GPT, nanoGPT's defaults: vocab {nano.vocab_size}, no biases (diagnostic)",
-                       model, make_adamw(model, lr=6e-4, weight_decay=0.1, fused=True), True))
+        variant(f"vocab padded to {padded}", dataclasses.replace(cfg, vocab_size=padded))
+    if args.nanogpt_config:  # nanoGPT train.py's own defaults for GPT-2 124M
+        variant(f"nanoGPT's defaults: vocab {padded}, no biases", dataclasses.replace(cfg, vocab_size=padded, bias=False))
     return [Runner(name, model, opt, is_ours, args.batch, args.seq, cfg.vocab_size, device, dtype, backend)
             for name, model, opt, is_ours in models]
 

@@ -56,6 +56,27 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def local_rank() -> int:
+    """This process's number on its machine: the GPU it takes (torchrun's LOCAL_RANK, else RANK, else 0)."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", 0)))
+
+
+def check_one_gpu_each(requested: str, device: torch.device) -> None:
+    """Under torchrun with several processes on CUDA, each needs a GPU of its own: ValueError otherwise.
+
+    ``requested`` is the ``--device`` the user gave (``cuda:0`` would stack every process on GPU 0),
+    ``device`` what ``resolve_device`` chose for this process.
+    """
+    if not (launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and device.type == "cuda"):
+        return
+    if ":" in requested:
+        raise ValueError(f"--device {requested} under torchrun would put every process on one GPU; "
+                         "use --device cuda (or auto): each process takes the GPU of its LOCAL_RANK")
+    if local_rank() >= torch.cuda.device_count():
+        raise ValueError(f"process with LOCAL_RANK {local_rank()} has no GPU of its own (this machine has "
+                         f"{torch.cuda.device_count()}): start at most that many processes per machine")
+
+
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the process group if torchrun (or a test) set the environment; else a single process.
 
@@ -67,14 +88,13 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not launched_by_torchrun():
         return DistInfo()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend, rank=rank, world_size=world,
                                 timeout=datetime.timedelta(minutes=10))
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank())
 
 
 def shutdown_distributed() -> None:

@@ -46,8 +46,9 @@ from minitransformer.training.distributed import (
     all_reduce_mean,
     barrier,
     broadcast_object,
+    check_one_gpu_each,
     init_distributed,
-    launched_by_torchrun,
+    local_rank,
     maybe_no_sync,
     wrap_ddp,
 )
@@ -280,15 +281,8 @@ class Trainer:
     # setup ------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        env_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", 0)))  # this process's GPU, if any
-        self.device = resolve_device(cfg.device, env_rank)
-        if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and self.device.type == "cuda":
-            if ":" in cfg.device:
-                raise ValueError(f"--device {cfg.device} under torchrun would put every process on one GPU; "
-                                 "use --device cuda (or auto): each process takes the GPU of its LOCAL_RANK")
-            if env_rank >= torch.cuda.device_count():
-                raise ValueError(f"process with LOCAL_RANK {env_rank} has no GPU of its own (this machine has "
-                                 f"{torch.cuda.device_count()}): start at most that many processes per machine")
+        self.device = resolve_device(cfg.device, local_rank())
+        check_one_gpu_each(cfg.device, self.device)
         self.amp_dtype = resolve_dtype(cfg.dtype, self.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
