@@ -14,11 +14,16 @@ Each family has an ``Objective`` that knows three things the trainer does not:
 - which numbers to report on validation data (perplexity; MLM and NSP accuracy; span token accuracy);
 - how to show progress as text (a continuation; predicted masked words; filled-in spans).
 
-Batches are a pure function of ``(seed, split, step, micro_step)``: each is drawn from a
+Training batches are a pure function of ``(seed, split, step, micro_step)``: each is drawn from a
 ``torch.Generator`` seeded with those numbers. So the step number *is* the data position (a
 resumed run draws exactly the batches it would have drawn), and every process of a distributed
 run can draw the same global batch and keep its own rows of it (same batches whatever the
 number of processes).
+
+Validation examples are a pure function of their index alone: example j is drawn from its own
+generator (``validation_generators``), whatever ``--seed``, ``--batch-size`` or ``--grad-accum``. A
+run evaluates the first ``eval_batches x batch_size`` of them, so two runs that differ only in the
+seed are measured on the same examples, and runs with other batch sizes share a prefix of them.
 """
 from __future__ import annotations
 
@@ -43,6 +48,16 @@ def make_generator(*keys: int) -> torch.Generator:
     """A CPU generator seeded by a hash of ``keys`` (independent streams for different keys)."""
     digest = hashlib.blake2b(",".join(str(int(k)) for k in keys).encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+
+
+def validation_generators(batch_index: int, batch_size: int) -> list[torch.Generator]:
+    """One generator per example of validation batch ``batch_index``: example j gets ``make_generator(VAL, j)``.
+
+    Not seeded by ``--seed``, and keyed by the example rather than the batch: the validation set
+    is the same sequence of examples for every run on the same data and ``seq_len``.
+    """
+    first = batch_index * batch_size
+    return [make_generator(VAL, first + row) for row in range(batch_size)]
 
 
 # ---- corpus -> documents -> train/validation ---------------------------------------------------
@@ -259,9 +274,13 @@ class CausalLMObjective(Objective):
 
     def batch(self, split: int, step: int, micro: int, rows: slice) -> dict[str, torch.Tensor]:
         tokens = self.data["train" if split == TRAIN else "val"].tokens
-        T = self.cfg.seq_len
-        g = make_generator(self.cfg.seed, split, step, micro)
-        starts = torch.randint(len(tokens) - T, (self.cfg.batch_size,), generator=g)[rows].tolist()
+        T, B = self.cfg.seq_len, self.cfg.batch_size
+        if split == TRAIN:
+            starts = torch.randint(len(tokens) - T, (B,), generator=make_generator(self.cfg.seed, split, step, micro))
+        else:
+            starts = torch.cat([torch.randint(len(tokens) - T, (1,), generator=g)
+                                for g in validation_generators(step, B)])
+        starts = starts[rows].tolist()
         windows = torch.from_numpy(np.stack([np.asarray(tokens[s:s + T + 1], dtype=np.int64) for s in starts]))
         return {"input_ids": windows[:, :-1], "targets": windows[:, 1:]}  # (B, T) each
 
@@ -336,7 +355,7 @@ class MaskedLMObjective(Objective):
         if key not in self._epochs:
             from minitransformer.data.nsp import make_nsp_pairs
 
-            g = make_generator(self.cfg.seed, split, epoch, 7)
+            g = make_generator(self.cfg.seed, split, epoch, 7) if split == TRAIN else make_generator(split, epoch, 7)
             docs = self._documents["train" if split == TRAIN else "val"]
             pairs = make_nsp_pairs(docs, max_len=self.cfg.seq_len, generator=g)
             order = torch.randperm(len(pairs), generator=g).tolist()
@@ -358,7 +377,7 @@ class MaskedLMObjective(Objective):
         from minitransformer.data.nsp import nsp_batch
 
         B = self.cfg.batch_size
-        first = (step * self.cfg.grad_accum + micro) * B
+        first = (step * self.cfg.grad_accum + micro) * B if split == TRAIN else step * B
         pairs = [self._pair_at(split, first + i) for i in range(B)]  # the whole global micro-batch
         batch = nsp_batch(pairs, self.cls_id, self.sep_id, self.pad_id, max_len=self.cfg.seq_len)
         pad = self.cfg.seq_len - batch["input_ids"].shape[1]  # fixed shapes: pad every batch to seq_len
@@ -366,11 +385,18 @@ class MaskedLMObjective(Objective):
             batch["input_ids"] = F.pad(batch["input_ids"], (0, pad), value=self.pad_id)
             batch["token_type_ids"] = F.pad(batch["token_type_ids"], (0, pad), value=0)
             batch["attention_mask"] = F.pad(batch["attention_mask"], (0, pad), value=0)
-        g = make_generator(self.cfg.seed, split, step, micro, 11)
-        ids, labels = mask_tokens(batch["input_ids"], vocab_size=self.tokenizer.vocab_size,
-                                  mask_token_id=self.mask_id, special_token_ids=self.special_ids,
-                                  mlm_probability=self.cfg.mlm_probability, generator=g,
-                                  attention_mask=batch["attention_mask"])
+        def masked(input_ids, attention_mask, g):
+            return mask_tokens(input_ids, vocab_size=self.tokenizer.vocab_size, mask_token_id=self.mask_id,
+                               special_token_ids=self.special_ids, mlm_probability=self.cfg.mlm_probability,
+                               generator=g, attention_mask=attention_mask)
+
+        if split == TRAIN:  # one draw for the batch
+            ids, labels = masked(batch["input_ids"], batch["attention_mask"],
+                                 make_generator(self.cfg.seed, split, step, micro, 11))
+        else:  # one draw per example (see validation_generators)
+            rows_masked = [masked(batch["input_ids"][r], batch["attention_mask"][r], g)
+                           for r, g in enumerate(validation_generators(step, B))]
+            ids, labels = (torch.stack(t) for t in zip(*rows_masked, strict=True))
         batch["input_ids"], batch["mlm_labels"] = ids, labels
         out = {k: v[rows] for k, v in batch.items()}
         # The MLM loss is a mean over masked tokens, and each process (each slice of rows) holds a
@@ -480,11 +506,16 @@ class SpanCorruptionObjective(Objective):
 
         tokens = self.data["train" if split == TRAIN else "val"].tokens
         B, L = self.cfg.batch_size, self.tokens_length
-        g = make_generator(self.cfg.seed, split, step, micro)
-        starts = torch.randint(len(tokens) - L + 1, (B,), generator=g).tolist()
+        if split == TRAIN:  # one generator draws the whole batch: the starts, then each row's spans
+            g = make_generator(self.cfg.seed, split, step, micro)
+            starts = torch.randint(len(tokens) - L + 1, (B,), generator=g).tolist()
+            generators = [g] * B
+        else:  # one generator per example (see validation_generators)
+            generators = validation_generators(step, B)
+            starts = [int(torch.randint(len(tokens) - L + 1, (1,), generator=g)) for g in generators]
         input_ids = torch.full((B, self.cfg.seq_len), self.pad_id, dtype=torch.long)          # (B, S)
         labels = torch.full((B, self.targets_length), IGNORE_INDEX, dtype=torch.long)         # (B, T)
-        for row, s in enumerate(starts):
+        for row, (s, g) in enumerate(zip(starts, generators, strict=True)):
             inputs, targets = span_corruption(np.asarray(tokens[s:s + L], dtype=np.int64).tolist(),
                                               self.cfg.noise_density, self.cfg.mean_noise_span_length,
                                               self.sentinels, self.eos_id, generator=g)

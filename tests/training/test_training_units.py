@@ -138,6 +138,30 @@ def test_batches_depend_only_on_the_step_and_split_evenly_over_processes(family)
 LABELS = {"gpt": "targets", "bert": "mlm_labels", "t5": "labels"}  # -100: a position the loss ignores
 
 
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_validation_examples_do_not_depend_on_seed_batch_size_or_grad_accum(family):
+    """Runs that differ in --seed, --batch-size or --grad-accum are measured on the same validation
+    examples (the first eval_batches x batch_size of one fixed sequence); training batches do differ."""
+    def examples(n, **overrides):  # the first n validation examples, row by row
+        obj = objective_for(family, **overrides)
+        B = obj.cfg.batch_size
+        rows = []
+        for i in range(-(-n // B)):
+            b = obj.batch(batches.VAL, i, 0, slice(None))
+            rows += [{k: v[r] for k, v in b.items() if v.dim()} for r in range(B)]
+        return obj, rows[:n]
+
+    base_obj, base = examples(12, batch_size=4, seed=1)
+    for overrides in (dict(batch_size=4, seed=2), dict(batch_size=6, seed=1), dict(batch_size=3, seed=7, grad_accum=2)):
+        _, other = examples(12, **overrides)
+        for a, b in zip(base, other, strict=True):
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), overrides
+    assert len({tuple(r["input_ids"].tolist()) for r in base}) > 6  # the examples are not all alike
+    seeded = objective_for(family, batch_size=4, seed=2)
+    assert not torch.equal(base_obj.batch(batches.TRAIN, 0, 0, slice(None))["input_ids"],
+                           seeded.batch(batches.TRAIN, 0, 0, slice(None))["input_ids"])
+
+
 @pytest.mark.parametrize("family, overrides", [
     ("gpt", {}), ("bert", {}), ("t5", {}),
     ("t5", dict(seq_len=11, noise_density=0.5)),  # targets one shorter than their row: padded with -100
