@@ -13,6 +13,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -39,6 +40,7 @@ class Tokenizer(ABC):
 
     ``encode`` never adds special tokens by itself; ``encode_batch``/``encode_pair`` do the
     family-specific framing (``[CLS] A [SEP] B [SEP]`` for BERT, ``... </s>`` for T5).
+    ``add_tokens`` gives a trained tokenizer new words or markers, with the ids after its vocabulary.
     """
 
     # ---- what a subclass provides -----------------------------------------------------------
@@ -80,6 +82,16 @@ class Tokenizer(ABC):
     # Added tokens that a tokenizer.json marks ``"special": false``: matched whole in the text like
     # the special tokens, but kept by ``decode(skip_special_tokens=True)``, as in ``tokenizers``.
     non_special_tokens: frozenset[str] = frozenset()
+
+    # The added tokens that are no entry of the model's own vocabulary (what ``add_tokens`` gives a new
+    # token; in a tokenizer.json, the ``added_tokens`` missing from ``model.vocab``). Their ids follow
+    # the model's: the model's vocabulary size, then one more for each, in this order. The model never
+    # produces them (WordPiece and Unigram look pieces up in their own vocabulary only), only the
+    # added-token passes of ``split_on_added_tokens`` find them. Both are replaced, never changed in
+    # place (the class-level empty values are shared by every instance; an instance gets a plain dict,
+    # which pickles, for DataLoader workers).
+    _tokens_after_model: tuple[str, ...] = ()
+    _ids_after_model: Mapping[str, int] = MappingProxyType({})
 
     _hf: HFTokenizer | None = None  # built by hf_tokenizer() on first use, then reused
     _normalized_tokens: frozenset[str] = frozenset()  # see the normalized_tokens property
@@ -166,28 +178,38 @@ class Tokenizer(ABC):
         return tokens
 
     def _flags_changed(self) -> None:
-        """Forget the ``tokenizers`` twin built with the old flags (rebuilt now for ``backend="hf"``)."""
+        """Forget the ``tokenizers`` twin built with the old flags or vocabulary (rebuilt now for ``backend="hf"``)."""
         if self._hf is not None:
             self._hf = None
             if getattr(self, "backend", "python") == "hf":
                 self.hf_tokenizer()
 
+    def _normalized_spellings(self, tokens: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """``(spelling_of_token, token_of_spelling)`` for added tokens marked normalized.
+
+        ValueError if two of them have one normalized spelling (tokenizers would pick one at random).
+        A token that normalizes to nothing (e.g. only control characters) has no spelling to look for.
+        """
+        spellings = {t: self.normalize(t) for t in tokens}
+        by_spelling: dict[str, str] = {}
+        for token, spelling in spellings.items():
+            if not spelling:  # normalizes to nothing: never found
+                continue
+            if spelling in by_spelling:
+                raise ValueError(
+                    f"added tokens {by_spelling[spelling]!r} and {token!r} are both marked normalized and both "
+                    f"normalize to {spelling!r}, so text spelled {spelling!r} could be either (tokenizers "
+                    "picks one at random); keep one of them, or mark one \"normalized\": false"
+                )
+            by_spelling[spelling] = token
+        return spellings, by_spelling
+
     def _added_token_patterns(self) -> AddedTokenPatterns:
         """The two regexes of ``split_on_added_tokens`` and the normalized spellings, built once."""
         if self._added_patterns is None:
             raw = [t for t in self.special_tokens if t not in self._normalized_tokens]
-            spellings = {t: self.normalize(t) for t in self.special_tokens if t in self._normalized_tokens}
-            by_spelling: dict[str, str] = {}
-            for token, spelling in spellings.items():
-                if not spelling:  # normalizes to nothing (e.g. only control characters): never found
-                    continue
-                if spelling in by_spelling:
-                    raise ValueError(
-                        f"added tokens {by_spelling[spelling]!r} and {token!r} are both marked normalized and both "
-                        f"normalize to {spelling!r}, so text spelled {spelling!r} could be either (tokenizers "
-                        "picks one at random); keep one of them, or mark one \"normalized\": false"
-                    )
-                by_spelling[spelling] = token
+            spellings, by_spelling = self._normalized_spellings(
+                t for t in self.special_tokens if t in self._normalized_tokens)
             self._added_patterns = AddedTokenPatterns(
                 raw=special_token_pattern(raw),
                 normalized=special_token_pattern(by_spelling),
@@ -299,6 +321,83 @@ class Tokenizer(ABC):
         wrote the token as it is).
         """
         return self._added_token_patterns().spelling_of_token
+
+    # ---- adding tokens ----------------------------------------------------------------------
+    def add_tokens(self, tokens: Iterable[str], special: bool = False) -> int:
+        """Add tokens to the vocabulary, as ``tokenizers``' ``add_tokens`` (``special=True``:
+        ``add_special_tokens``) adds them; returns how many got a new id.
+
+        A token the vocabulary lacks gets the next id: ``vocab_size``, then one more for each, in the
+        order given (a token listed twice is added once). Grow the model's embedding table to the new
+        ``vocab_size`` before training with them. From then on ``encode`` finds the token whole in the
+        text before the model splits anything, and ``decode`` writes it, as for the other added tokens:
+
+        - ``special=False`` (a new word, a domain term): the token is marked ``"normalized": true`` and
+          ``"special": false``. It is looked for in the normalized text, so with a lowercasing
+          normalizer (BERT-uncased) an added ``NewWord`` is found in "newword" and "NEWWORD" as well,
+          and decoded as "newword". ``decode(skip_special_tokens=True)`` keeps it, and MLM may mask it.
+        - ``special=True`` (a marker such as ``<sql>``): ``"normalized": false`` and ``"special": true``.
+          It is found only as written, ``decode(skip_special_tokens=True)`` leaves it out, and it is
+          one of ``special_token_ids()``, which MLM never masks.
+
+        A token already in the vocabulary keeps its id and counts as not new. If it is an entry of the
+        model's vocabulary that is not an added token yet ("hello" of a WordPiece vocabulary), it
+        becomes one: found whole from now on, also inside other words ("othello" is "o", "##t",
+        "hello"). An added token named again takes this call's flags, and loses lstrip, rstrip and
+        single_word, exactly as in ``tokenizers``: ``add_tokens(["x"], special=True)`` makes an added
+        "x" special, and ``add_tokens(["[CLS]"])`` makes ``[CLS]`` an ordinary added token (so do not
+        name special tokens in a call without ``special=True``). (The number ``tokenizers`` returns
+        also counts such tokens; this one counts new ids only.)
+
+        ``tokens`` must be a list (any iterable) of non-empty strings: a single str, or an item that is
+        not a str, is a TypeError; an empty string is a ValueError; so are two tokens marked normalized
+        that normalize to the same spelling (text spelled so could be either). Nothing changes then.
+        """
+        tokens = check_tokens_to_add(tokens)
+        if not isinstance(special, bool):
+            raise TypeError(f"special must be True or False, got {type(special).__name__}: {special!r}")
+        listed = frozenset(tokens)
+        normalized = self._normalized_tokens - listed if special else self._normalized_tokens | listed
+        self._normalized_spellings(t for t in self.special_tokens + tokens if t in normalized)  # may refuse
+        before = self.vocab_size
+        self._register_added_tokens(tokens)
+        self.non_special_tokens = self.non_special_tokens - listed if special else self.non_special_tokens | listed
+        self._normalized_tokens = normalized
+        self._lstrip_tokens -= listed
+        self._rstrip_tokens -= listed
+        self._single_word_tokens -= listed
+        self._added_patterns = None
+        self._flags_changed()
+        return self.vocab_size - before
+
+    def add_special_tokens(self, tokens: Iterable[str]) -> int:
+        """``add_tokens(tokens, special=True)``: markers found only as written and left out by
+        ``decode(skip_special_tokens=True)``, as ``tokenizers``' ``add_special_tokens`` adds them."""
+        return self.add_tokens(tokens, special=True)
+
+    def _register_added_tokens(self, tokens: Sequence[str]) -> None:
+        """Make each of ``tokens`` (distinct) an added token; the caller sets their flags.
+
+        A token the vocabulary lacks gets the next id (see ``_tokens_after_model``); every one joins
+        ``special_tokens``. What was computed from the old vocabulary is forgotten.
+        """
+        new = [t for t in tokens if self.token_to_id(t) is None]
+        first = self.vocab_size
+        self._tokens_after_model = (*self._tokens_after_model, *new)
+        self._ids_after_model = {**self._ids_after_model, **{t: first + k for k, t in enumerate(new)}}
+        known = set(self.special_tokens)
+        self.special_tokens = [*self.special_tokens, *(t for t in tokens if t not in known)]
+        self._vocabulary_changed()
+
+    def _vocabulary_changed(self) -> None:
+        """Forget what was computed from the old vocabulary: here the regexes of the added tokens;
+        subclasses also drop their caches of ids and of the bytes of tokens."""
+        self._added_patterns = None
+
+    def _token_after_model(self, idx: int, model_size: int) -> str | None:
+        """The added token with id ``idx`` if it is one after the model's ``model_size`` ids, else None."""
+        k = idx - model_size
+        return self._tokens_after_model[k] if 0 <= k < len(self._tokens_after_model) else None
 
     # ---- shared behaviour -------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:
@@ -423,13 +522,14 @@ class Tokenizer(ABC):
         return self._hf
 
     def _added_tokens_json(self) -> list[dict]:
-        """The ``added_tokens`` of ``to_hf_dict``: every added token with its five flags."""
-        return [
+        """The ``added_tokens`` of ``to_hf_dict``: every added token with its id and five flags, by id
+        (as ``tokenizers`` writes them; the tokens after the model's vocabulary come last, in id order)."""
+        return sorted((
             {"id": self.token_to_id(t), "content": t, "single_word": t in self._single_word_tokens,
              "lstrip": t in self._lstrip_tokens, "rstrip": t in self._rstrip_tokens,
              "normalized": t in self.normalized_tokens, "special": t not in self.non_special_tokens}
             for t in self.special_tokens
-        ]
+        ), key=lambda entry: entry["id"])
 
 
 class AddedTokenSpans(NamedTuple):
@@ -450,10 +550,18 @@ class AddedTokenPatterns(NamedTuple):
 
 
 def with_added_token_flags(tok: Tokenizer, data: dict) -> Tokenizer:
-    """``tok`` (just read from the tokenizer.json ``data``) told the flags of its added tokens: which are
-    ``"special": false``, and which set ``normalized``, ``lstrip``, ``rstrip`` or ``single_word``
-    (flags ``check_added_tokens`` has checked; a missing one is false, ``special`` true)."""
+    """``tok`` (just read from the tokenizer.json ``data``) given all its added tokens, and their flags.
+
+    ``tok`` was built from the model's vocabulary, with the added tokens it can take at construction.
+    Here the others join, in the file's order: those after the model's vocabulary get their ids (the
+    ones ``split_added_tokens`` has checked the file gives them), and ``special_tokens`` becomes the
+    file's list. Then the flags: which are ``"special": false``, and which set ``normalized``,
+    ``lstrip``, ``rstrip`` or ``single_word`` (flags ``check_added_tokens`` has checked; a missing one
+    is false, ``special`` true)."""
     added = data.get("added_tokens") or []
+    contents = [a["content"] for a in added]
+    tok._register_added_tokens(contents)
+    tok.special_tokens = contents
 
     def flagged(flag: str) -> frozenset[str]:
         return frozenset(a["content"] for a in added if a.get(flag, False) is True)
@@ -517,6 +625,46 @@ def check_added_tokens(data: dict) -> list[dict]:
             if flag in tok and not isinstance(tok[flag], bool):
                 raise ValueError(f"added token {tok['content']!r}: {flag!r} must be true or false, got {tok[flag]!r}")
     return added
+
+
+def split_added_tokens(data: dict, model_vocab: Mapping[str, int]) -> tuple[list[str], list[str]]:
+    """The ``added_tokens`` of a tokenizer.json (checked): ``(in_model, after_model)`` contents, in file order.
+
+    ``model_vocab`` is the model's own vocabulary (token -> id, ids 0..n-1). An added token that is one
+    of its entries must have that entry's id. One that is not must have the next id after the model's
+    vocabulary and the added tokens before it in the list: n, then n + 1, ... -- what ``add_tokens``
+    (ours or ``tokenizers``') writes. Any other id is a ValueError naming the token: a gap, a clash
+    with an id the model gives another token, ids out of order. (``tokenizers`` reads such files but
+    gives those tokens the next ids anyway, whatever the file says, so a model trained with the
+    file's ids would see other ids.) A token listed twice is a ValueError too.
+    """
+    model_size = len(model_vocab)
+    in_model: list[str] = []
+    after_model: list[str] = []
+    seen: set[str] = set()
+    for entry in check_added_tokens(data):
+        content, idx = entry["content"], entry["id"]
+        if content in seen:
+            raise ValueError(f"added token {content!r} is listed twice in added_tokens")
+        seen.add(content)
+        model_id = model_vocab.get(content)
+        if model_id is not None:
+            if idx != model_id:
+                raise ValueError(f"added token {content!r} has id {idx}, but the model's vocabulary gives it "
+                                 f"id {model_id}")
+            in_model.append(content)
+            continue
+        expected = model_size + len(after_model)
+        if idx != expected:
+            owner = next((t for t, i in model_vocab.items() if i == idx), None) if 0 <= idx < model_size else None
+            clash = f" (the model's vocabulary gives id {idx} to {owner!r})" if owner is not None else ""
+            raise ValueError(
+                f"added token {content!r} has id {idx}{clash}; an added token that is not in the model's "
+                f"vocabulary (ids 0..{model_size - 1}) must have the next id after it and the added tokens "
+                f"listed before it, here {expected}"
+            )
+        after_model.append(content)
+    return in_model, after_model
 
 
 def hf_model_section(data: dict, model_type: str) -> dict:
@@ -590,6 +738,27 @@ def check_special_tokens(tokens: Iterable[str] | None) -> list[str]:
             raise ValueError(f"special token {tok!r} is listed twice")
         out.append(tok)
     return out
+
+
+def check_tokens_to_add(tokens: Iterable[str]) -> list[str]:
+    """The tokens of an ``add_tokens`` call as a list, each once (first place kept), all checked first.
+
+    TypeError for a single str (not a list of them), something not iterable, or an item that is not a
+    str; ValueError for the empty string.
+    """
+    if isinstance(tokens, (str, bytes)):
+        raise TypeError(f"add_tokens expects a list of str, not a single {type(tokens).__name__} ({tokens!r}); "
+                        "wrap it in a list")
+    if not isinstance(tokens, Iterable):
+        raise TypeError(f"add_tokens expects a list of str, got {type(tokens).__name__}")
+    out: list[str] = []
+    for i, tok in enumerate(tokens):
+        if not isinstance(tok, str):
+            raise TypeError(f"tokens to add must be str, got {type(tok).__name__} at index {i}: {tok!r}")
+        if not tok:
+            raise ValueError(f"tokens to add must be non-empty strings, got the empty string at index {i}")
+        out.append(tok)
+    return list(dict.fromkeys(out))
 
 
 def special_token_pattern(tokens: Iterable[str]) -> re.Pattern[str] | None:

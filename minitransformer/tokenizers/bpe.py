@@ -35,12 +35,12 @@ from minitransformer.tokenizers.base import (
     WHITE_SPACE,
     Tokenizer,
     as_token_id,
-    check_added_tokens,
     check_backend,
     check_special_tokens,
     check_vocab_size,
     is_white_space,
     special_token_pattern,
+    split_added_tokens,
     split_on_special_tokens,
     with_added_token_flags,
 )
@@ -245,6 +245,8 @@ class BPETokenizer(Tokenizer):
     characters; ``merges`` lists the learned pairs in the order they were learned (their rank).
     Special tokens (``<|endoftext|>``) are found in the text first and never split; where several
     overlap, the longest wins. ``backend="hf"`` encodes through ``tokenizers`` (fast, same ids).
+    Tokens added after the vocabulary (``add_tokens``, or a tokenizer.json's added tokens missing from
+    its ``model.vocab``) take the ids after it; the file keeps them out of ``model.vocab``.
     """
 
     def __init__(
@@ -297,7 +299,6 @@ class BPETokenizer(Tokenizer):
         self.ignore_merges = bool(ignore_merges)
 
         self._byte_ids = [self._vocab[c] for c in bytes_to_unicode().values()]  # byte value -> id
-        self._special_ids = {t: self._vocab[t] for t in self.special_tokens}
         self._cache: dict[str, list[int]] = {}
         self._token_bytes: dict[int, bytes] | None = None
         self._hf = None
@@ -422,12 +423,14 @@ class BPETokenizer(Tokenizer):
     # ---- vocabulary -----------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
-        return max(self._id_to_token) + 1
+        """The model's vocabulary (ids 0..n-1, no gaps) and the tokens added after it."""
+        return len(self._id_to_token) + len(self._tokens_after_model)
 
     @property
     def vocab(self) -> dict[str, int]:
-        """Token string (byte characters) -> id, special tokens included. A copy."""
-        return dict(self._vocab)
+        """Token string (byte characters) -> id, special tokens and tokens added after the model's
+        vocabulary included (as ``tokenizers``' ``get_vocab()``). A copy."""
+        return {**self._vocab, **self._ids_after_model}
 
     @property
     def merges(self) -> list[tuple[str, str]]:
@@ -435,13 +438,26 @@ class BPETokenizer(Tokenizer):
         return list(self._merges)
 
     def token_to_id(self, token: str) -> int | None:
-        return self._vocab.get(token)
+        idx = self._vocab.get(token)
+        return idx if idx is not None else self._ids_after_model.get(token)
 
     def id_to_token(self, idx: int) -> str:
         try:
             return self._id_to_token[idx]
         except (KeyError, TypeError):
-            raise ValueError(f"id {idx!r} is not in the vocabulary (0..{self.vocab_size - 1})") from None
+            pass
+        try:
+            token = self._token_after_model(as_token_id(idx), len(self._id_to_token))
+        except TypeError:
+            token = None
+        if token is None:
+            raise ValueError(f"id {idx!r} is not in the vocabulary (0..{self.vocab_size - 1})")
+        return token
+
+    def _vocabulary_changed(self) -> None:
+        super()._vocabulary_changed()
+        self._token_bytes = None  # new ids to give bytes
+        self._cache.clear()  # (only model ids, which adding tokens never changes; cleared all the same)
 
     # ---- encoding -------------------------------------------------------------------------------
     def _bpe(self, word: str) -> list[int]:
@@ -481,7 +497,7 @@ class BPETokenizer(Tokenizer):
         # second, in the text the first pass left (see Tokenizer.split_on_added_tokens).
         for k, (piece, is_special) in enumerate(self.split_on_added_tokens(text)):
             if is_special:
-                ids.append(self._special_ids[piece])
+                ids.append(self.token_to_id(piece))
                 continue
             if self.add_prefix_space and not piece.startswith(" ") and not (k == 0 and continues_segment):
                 piece = " " + piece
@@ -589,7 +605,7 @@ class BPETokenizer(Tokenizer):
         if self._token_bytes is None:
             table = unicode_to_bytes()
             self._token_bytes = {}
-            for i, token in self._id_to_token.items():
+            for i, token in enumerate(map(self.id_to_token, range(self.vocab_size))):
                 if not all(c in table for c in token):  # e.g. "<|中|>", or "[a b]" (a space is "Ġ")
                     self._token_bytes[i] = token.encode("utf-8")
                 else:
@@ -669,14 +685,12 @@ class BPETokenizer(Tokenizer):
                 merges.append((parts[0], parts[1]))
             else:
                 merges.append(tuple(m))
-        specials = []
-        for added in check_added_tokens(data):
-            content, idx = added["content"], added["id"]
-            if vocab.setdefault(content, idx) != idx:
-                raise ValueError(f"added token {content!r} has id {idx} but the vocabulary says {vocab[content]}")
-            specials.append(content)
-        tok = cls(vocab, merges, specials, add_prefix_space=bool(pre.get("add_prefix_space", False)),
+        tok = cls(vocab, merges, [], add_prefix_space=bool(pre.get("add_prefix_space", False)),
                   ignore_merges=bool(model.get("ignore_merges", False)))
+        # The added tokens: each at its model id, or right after the model's vocabulary (add_tokens).
+        # One that ordinary text also produces ("Ġ", a merge) is read as tokenizers reads it, though
+        # BPETokenizer(...) and train refuse it as a special token.
+        split_added_tokens(data, tok._vocab)
         return with_added_token_flags(tok, data)
 
     def __repr__(self) -> str:

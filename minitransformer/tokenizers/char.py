@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from minitransformer.tokenizers.base import (
     Tokenizer,
     as_token_id,
-    check_added_tokens,
     check_special_tokens,
     special_token_pattern,
+    split_added_tokens,
     split_on_special_tokens,
     with_added_token_flags,
 )
@@ -31,7 +31,8 @@ class CharTokenizer(Tokenizer):
     """One id per character: ``chars[i]`` has id ``i``, special tokens follow.
 
     ``unk_token`` (optional, made a special token) is what characters outside the vocabulary
-    become; without it they are a ValueError.
+    become; without it they are a ValueError. Tokens added later (``add_tokens``) take the ids after
+    the special tokens; the file lists them in ``added_tokens`` only, as ``tokenizers`` writes them.
     """
 
     def __init__(self, chars: Iterable[str], special_tokens: Iterable[str] | None = None,
@@ -78,17 +79,24 @@ class CharTokenizer(Tokenizer):
     # ---- vocabulary -----------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
-        return len(self._id_to_token)
+        """The characters, the special tokens and the tokens added after them."""
+        return len(self._id_to_token) + len(self._tokens_after_model)
 
     def token_to_id(self, token: str) -> int | None:
-        return self._vocab.get(token)
+        idx = self._vocab.get(token)
+        return idx if idx is not None else self._ids_after_model.get(token)
 
     def id_to_token(self, idx: int) -> str:
         try:
             idx = as_token_id(idx)
             if idx < 0:
                 raise IndexError
-            return self._id_to_token[idx]
+            if idx < len(self._id_to_token):
+                return self._id_to_token[idx]
+            token = self._token_after_model(idx, len(self._id_to_token))
+            if token is None:
+                raise IndexError
+            return token
         except (IndexError, TypeError):
             raise ValueError(f"id {idx!r} is not in the vocabulary (0..{self.vocab_size - 1})") from None
 
@@ -101,7 +109,7 @@ class CharTokenizer(Tokenizer):
         unk_id = self._vocab.get(self.unk_token) if self.unk_token is not None else None
         for piece, is_special in self.split_on_added_tokens(text):  # no normalizer: pieces as they are
             if is_special:
-                ids.append(self._vocab[piece])
+                ids.append(self.token_to_id(piece))
                 continue
             for c in piece:
                 idx = self._vocab.get(c)
@@ -153,8 +161,8 @@ class CharTokenizer(Tokenizer):
         # vocabulary, so that `tokenizers` fails on unknown characters just as we do.
         unk = self.unk_token
         if unk is None:
-            unk = next(u for u in ("<unk>", "[UNK]", *(f"<unk{i}>" for i in range(len(self._vocab) + 1)))
-                       if u not in self._vocab)
+            unk = next(u for u in ("<unk>", "[UNK]", *(f"<unk{i}>" for i in range(self.vocab_size + 1)))
+                       if self.token_to_id(u) is None)
         return {
             "version": "1.0",
             "truncation": None,
@@ -184,13 +192,20 @@ class CharTokenizer(Tokenizer):
         if not isinstance(vocab, dict) or not all(isinstance(t, str) and isinstance(i, int) and not isinstance(i, bool)
                                                   for t, i in vocab.items()):
             raise ValueError("a character tokenizer's model.vocab must map each token (a string) to its id (an integer)")
-        specials = [added["content"] for added in check_added_tokens(data)]
         by_id = sorted(vocab.items(), key=lambda kv: kv[1])
         if [i for _, i in by_id] != list(range(len(by_id))):
             raise ValueError("vocabulary ids must be 0..n-1")
-        chars = [t for t, _ in by_id if t not in specials]
-        if [t for t, _ in by_id] != chars + specials:
-            raise ValueError("character ids must come first, then the special tokens in added_tokens order")
+        in_model, _ = split_added_tokens(data, vocab)
+        # model.vocab is the characters, then the special tokens (added tokens). A character may be an
+        # added token too (add_tokens(["a"]) makes it one): the characters run up to the last entry
+        # that is no added token. The added tokens not in model.vocab come after it (add_tokens).
+        tokens = [t for t, _ in by_id]
+        added_here = set(in_model)
+        n_chars = max((i + 1 for i, t in enumerate(tokens) if t not in added_here), default=0)
+        chars, specials = tokens[:n_chars], tokens[n_chars:]
+        if any(len(c) != 1 for c in chars):
+            raise ValueError("character ids must come first, then the special tokens, got "
+                             f"{next(c for c in chars if len(c) != 1)!r} among the characters")
         unk = model.get("unk_token")
         return with_added_token_flags(cls(chars, specials, unk if unk in specials else None), data)
 

@@ -39,13 +39,13 @@ from minitransformer.tokenizers.base import (
     as_token_id,
     as_training_texts,
     cached_word_ids,
-    check_added_tokens,
     check_backend,
     check_special_tokens,
     check_vocab_size,
     hf_model_section,
     is_white_space,
     special_token_pattern,
+    split_added_tokens,
     split_on_special_tokens,
     with_added_token_flags,
 )
@@ -111,6 +111,9 @@ class UnigramTokenizer(Tokenizer):
     ``byte_fallback`` needs the 256 pieces ``<0x00>``..``<0xFF>``.
     ``prepend_scheme`` says where a ``▁`` is put in front: "first" (start of the text only, not
     after a special token), "always" (every piece of text between special tokens) or "never".
+    Tokens added after the pieces (``add_tokens``, or a tokenizer.json's added tokens missing from its
+    ``model.vocab``) have the ids that follow them; Viterbi never uses them, only the added-token
+    passes find them.
     """
 
     def __init__(
@@ -163,21 +166,31 @@ class UnigramTokenizer(Tokenizer):
     # ---- vocabulary -------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
-        return len(self.pieces)
+        """The model's pieces and the tokens added after them."""
+        return len(self.pieces) + len(self._tokens_after_model)
 
     @property
     def vocab(self) -> dict[str, int]:
-        """piece -> id (the tokenizer's own dict: read it, do not change it)."""
+        """piece -> id of the model's pieces (the tokenizer's own dict: read it, do not change it).
+        Tokens added after them are not in it; ``token_to_id`` finds those too."""
         return self.piece_to_id
 
     def token_to_id(self, token: str) -> int | None:
-        return self.piece_to_id.get(token)
+        idx = self.piece_to_id.get(token)
+        return idx if idx is not None else self._ids_after_model.get(token)
 
     def id_to_token(self, idx: int) -> str:
         idx = as_token_id(idx)
-        if not 0 <= idx < len(self.pieces):
-            raise ValueError(f"id {idx} is out of range for a vocabulary of {len(self.pieces)}")
-        return self.pieces[idx][0]
+        if 0 <= idx < len(self.pieces):
+            return self.pieces[idx][0]
+        token = self._token_after_model(idx, len(self.pieces))
+        if token is None:
+            raise ValueError(f"id {idx} is out of range for a vocabulary of {self.vocab_size}")
+        return token
+
+    def _vocabulary_changed(self) -> None:
+        super()._vocabulary_changed()
+        self._word_cache.clear()  # (only model ids, which adding tokens never changes; cleared all the same)
 
     # ---- encoding ---------------------------------------------------------------------------
     def normalize(self, text: str) -> str:
@@ -253,7 +266,7 @@ class UnigramTokenizer(Tokenizer):
         ids: list[int] = []
         for k, (piece, is_added) in enumerate(self.split_on_added_tokens(text)):  # pieces come back normalized
             if is_added:
-                ids.append(self.piece_to_id[piece])
+                ids.append(self.token_to_id(piece))
                 continue
             # "first" puts a ▁ only before text that starts the whole text. (tokenizers decides by
             # the position in the raw text, so where NFKC turns the first character into several,
@@ -332,7 +345,7 @@ class UnigramTokenizer(Tokenizer):
 
     # ---- Hugging Face tokenizer.json --------------------------------------------------------
     def to_hf_dict(self) -> dict:
-        eos_id = self.piece_to_id.get("</s>")
+        eos_id = self.token_to_id("</s>")
         post_processor = None
         if eos_id is not None and "</s>" in self.special_tokens:  # T5 ends every sequence with </s>
             post_processor = {
@@ -385,21 +398,16 @@ class UnigramTokenizer(Tokenizer):
             scheme = pre["prepend_scheme"]
         else:  # files from older tokenizers versions
             scheme = "always" if pre.get("add_prefix_space", True) else "never"
-        specials = []
-        for tok in check_added_tokens(data):
-            if tok["id"] >= len(vocab) or vocab[tok["id"]][0] != tok["content"]:
-                raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
-                                 "with that id")
-            specials.append(tok["content"])
-        return with_added_token_flags(cls(
+        tok = cls(
             [tuple(p) if isinstance(p, list) else p for p in vocab],
             unk_id=model.get("unk_id"),
-            special_tokens=specials,
             byte_fallback=bool(model.get("byte_fallback", False)),
             nfkc=use_nfkc,
             prepend_scheme=scheme,
             backend=backend,
-        ), data)
+        )
+        split_added_tokens(data, tok.piece_to_id)  # each at its model id, or right after the model's pieces
+        return with_added_token_flags(tok, data)
 
     # ---- training ---------------------------------------------------------------------------
     @classmethod

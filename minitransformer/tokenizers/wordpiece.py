@@ -42,12 +42,12 @@ from minitransformer.tokenizers.base import (
     as_token_id,
     as_training_texts,
     cached_word_ids,
-    check_added_tokens,
     check_backend,
     check_special_tokens,
     check_vocab_size,
     hf_model_section,
     special_token_pattern,
+    split_added_tokens,
     split_on_special_tokens,
     with_added_token_flags,
 )
@@ -145,9 +145,12 @@ def bert_pre_tokenize(text: str) -> list[str]:
 class WordPieceTokenizer(Tokenizer):
     """BERT's tokenizer: ``bert_normalize`` -> ``bert_pre_tokenize`` -> greedy longest-match-first.
 
-    ``vocab`` maps each piece to its id (ids 0..V-1). ``special_tokens`` are kept whole when they
-    appear in the text and are matched before normalization, except those in ``normalized_tokens``
-    (set by the loader from a tokenizer.json), which are matched in the normalized text.
+    ``vocab`` maps each piece to its id (ids 0..V-1): the model's vocabulary, which greedy matching
+    looks pieces up in. ``special_tokens`` are kept whole when they appear in the text and are
+    matched before normalization, except those in ``normalized_tokens`` (set by the loader from a
+    tokenizer.json, or by ``add_tokens``), which are matched in the normalized text. Tokens added
+    after the model's vocabulary (``add_tokens``, or a BERT tokenizer.json that ``tokenizers`` gave
+    new tokens) have the ids V, V+1, ...; they are not in ``vocab``, so no word is split into them.
     ``cleanup`` is the WordPiece decoder's option that glues " ." / " ," etc. back together when
     decoding (BERT's tokenizer.json sets it).
     """
@@ -210,16 +213,25 @@ class WordPieceTokenizer(Tokenizer):
     # ---- vocabulary -------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
-        return len(self.vocab)
+        """The model's pieces and the tokens added after them."""
+        return len(self.vocab) + len(self._tokens_after_model)
 
     def token_to_id(self, token: str) -> int | None:
-        return self.vocab.get(token)
+        idx = self.vocab.get(token)
+        return idx if idx is not None else self._ids_after_model.get(token)
 
     def id_to_token(self, idx: int) -> str:
         idx = as_token_id(idx)
-        if not 0 <= idx < len(self.id_to_piece):
-            raise ValueError(f"id {idx} is out of range for a vocabulary of {len(self.id_to_piece)}")
-        return self.id_to_piece[idx]
+        if 0 <= idx < len(self.id_to_piece):
+            return self.id_to_piece[idx]
+        token = self._token_after_model(idx, len(self.id_to_piece))
+        if token is None:
+            raise ValueError(f"id {idx} is out of range for a vocabulary of {self.vocab_size}")
+        return token
+
+    def _vocabulary_changed(self) -> None:
+        super()._vocabulary_changed()
+        self._word_cache.clear()  # (only model ids, which adding tokens never changes; cleared all the same)
 
     # ---- encoding ---------------------------------------------------------------------------
     def normalize(self, text: str) -> str:
@@ -256,7 +268,7 @@ class WordPieceTokenizer(Tokenizer):
         ids: list[int] = []
         for piece, is_added in self.split_on_added_tokens(text):  # the other pieces come back normalized
             if is_added:
-                ids.append(self.vocab[piece])
+                ids.append(self.token_to_id(piece))
                 continue
             for word in bert_pre_tokenize(piece):
                 ids.extend(cached_word_ids(self._word_cache, word, self.word_to_ids))
@@ -311,7 +323,7 @@ class WordPieceTokenizer(Tokenizer):
 
     # ---- Hugging Face tokenizer.json --------------------------------------------------------
     def to_hf_dict(self) -> dict:
-        cls_id, sep_id = self.vocab.get("[CLS]"), self.vocab.get("[SEP]")
+        cls_id, sep_id = self.token_to_id("[CLS]"), self.token_to_id("[SEP]")
         post_processor = None
         if cls_id is not None and sep_id is not None:  # BERT's "[CLS] A [SEP] B [SEP]" framing
             post_processor = {
@@ -369,22 +381,18 @@ class WordPieceTokenizer(Tokenizer):
         prefix = model.get("continuing_subword_prefix", "##")
         if decoder is not None and decoder.get("prefix", "##") != prefix:
             raise ValueError("the WordPiece decoder's prefix differs from the model's continuing_subword_prefix")
-        specials = []
-        for tok in check_added_tokens(data):
-            if vocab.get(tok["content"]) != tok["id"]:
-                raise ValueError(f"added token {tok['content']!r} (id {tok['id']}) is not in the model vocabulary "
-                                 "with that id")
-            specials.append(tok["content"])
-        return with_added_token_flags(cls(
+        tok = cls(
             vocab,
             unk_token=model.get("unk_token", "[UNK]"),
-            special_tokens=specials,
+            special_tokens=[],  # the added tokens join in with_added_token_flags
             max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
             continuing_subword_prefix=prefix,
             cleanup=bool(decoder.get("cleanup", True)) if decoder is not None else False,
             backend=backend,
             **norm,
-        ), data)
+        )
+        split_added_tokens(data, tok.vocab)  # each at its model id, or right after the model's vocabulary
+        return with_added_token_flags(tok, data)
 
     # ---- BERT's published vocabularies ------------------------------------------------------
     @classmethod
