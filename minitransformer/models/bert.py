@@ -40,6 +40,8 @@ from minitransformer.nn.embeddings import (
     SegmentEmbedding,
     TokenEmbedding,
     check_ids,
+    check_vocab_size,
+    resize_vocab_rows,
 )
 from minitransformer.nn.layers import EncoderLayer
 from minitransformer.nn.norms import LayerNorm
@@ -288,6 +290,27 @@ class Bert(nn.Module):
         return (F.binary_cross_entropy_with_logits(logits[real], labels[real].float(), reduction="sum")
                 / real.sum().clamp(min=1))
 
+    # ---- vocabulary -------------------------------------------------------------------------
+    def resize_token_embeddings(self, new_vocab_size: int) -> TokenEmbedding:
+        """Give the model ``new_vocab_size`` token ids (e.g. after adding tokens to its tokenizer).
+
+        Replaces the word embedding, which is also the MLM head's output matrix (tied: nothing else
+        to do), the MLM head's output bias (V,), and ``self.config`` (a new config). Growing keeps
+        the old rows and entries and starts the new ones at the mean of the old ones: a new token
+        then first scores the average of the old scores (Hewitt 2021; see ``resize_vocab_rows``).
+        transformers 5 pads this tied head's bias with zeros instead, which scores a new token
+        ``-mean(bias)`` above that average. Shrinking drops the last ids. Call it before building
+        the optimizer, which holds the old tensors. Returns the word embedding, as Hugging Face does.
+        """
+        V = check_vocab_size(new_vocab_size, pad_token_id=self.config.pad_token_id)  # before anything changes
+        word = self.embeddings.word
+        word.weight = resize_vocab_rows(word.weight, V)  # (V, E)
+        word.num_embeddings = V
+        if self.mlm_head is not None:
+            self.mlm_head.bias = resize_vocab_rows(self.mlm_head.bias, V)  # (V,)
+        self.config = dataclasses.replace(self.config, vocab_size=V)
+        return word
+
     # ---- files ------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> Bert:
@@ -376,6 +399,18 @@ class ElectraPretraining(nn.Module):
         self.generator = Bert(generator)
         self.generator.embeddings = self.discriminator.embeddings  # one embedding table for both (§3.2)
         self.discriminator_weight = discriminator_weight
+
+    def resize_token_embeddings(self, new_vocab_size: int) -> TokenEmbedding:
+        """Resize the embedding table both models share, the generator's MLM bias and both configs.
+
+        Resize here, not through one half: the two ``Bert`` share one embedding module, so the
+        generator's own method would leave the discriminator's config at the old size (its inputs
+        would be checked against it) and the discriminator's would leave the generator's MLM bias.
+        See ``Bert.resize_token_embeddings`` (call it before building the optimizer).
+        """
+        self.generator.resize_token_embeddings(new_vocab_size)  # the shared table, the MLM bias, the config
+        # the shared table has its new size already (resize_vocab_rows leaves it): only the rest changes
+        return self.discriminator.resize_token_embeddings(new_vocab_size)
 
     @staticmethod
     def generator_config(discriminator: BertConfig, fraction: int = 4) -> BertConfig:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ from minitransformer.nn.embeddings import (
     LearnedPositionalEmbedding,
     TokenEmbedding,
     check_ids,
+    check_vocab_size,
     padded_vocab_logits,
+    resize_vocab_rows,
 )
 from minitransformer.nn.layers import DecoderCache, DecoderLayer
 from minitransformer.nn.norms import make_norm
@@ -254,6 +256,26 @@ class GPT(nn.Module):
         from minitransformer.optim import param_groups
 
         return param_groups(self, weight_decay)
+
+    # ---- vocabulary ---------------------------------------------------------------------------
+    def resize_token_embeddings(self, new_vocab_size: int) -> TokenEmbedding:
+        """Give the model ``new_vocab_size`` token ids (e.g. after adding tokens to its tokenizer).
+
+        Replaces the token embedding and the LM head (tied: still one Parameter) and ``self.config``
+        (a new config; the one the model was built from is left as it was). Growing keeps the old
+        rows and starts each new one at the mean of the old rows, so a new token first scores the
+        average of the old scores (Hewitt 2021; see ``resize_vocab_rows``); shrinking drops the last
+        ids. Call it before building the optimizer, which holds the old tensors. Returns the token
+        embedding, as Hugging Face's ``resize_token_embeddings`` does.
+        """
+        c = self.config
+        V = check_vocab_size(new_vocab_size, eos_token_id=c.eos_token_id)  # before anything changes
+        self.tok_emb.weight = resize_vocab_rows(self.tok_emb.weight, V)  # (V, C)
+        self.lm_head.weight = (self.tok_emb.weight if c.tie_embeddings  # one matrix in and out, as before
+                               else resize_vocab_rows(self.lm_head.weight, V))  # (V, C)
+        self.tok_emb.num_embeddings = self.lm_head.out_features = V
+        self.config = replace(c, vocab_size=V)
+        return self.tok_emb
 
     # ---- files --------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> Path:

@@ -22,7 +22,7 @@ the labels shifted right by one (``shift_right``), so position t predicts label 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -34,7 +34,15 @@ from minitransformer.generation import check_sampling_args, decode_loop
 from minitransformer.models.config import T5Config
 from minitransformer.nn.attention import check_padding_mask, padding_bias
 from minitransformer.nn.dropout import Dropout
-from minitransformer.nn.embeddings import TiedGradient, TokenEmbedding, check_ids, tied_logits, tied_lookup
+from minitransformer.nn.embeddings import (
+    TiedGradient,
+    TokenEmbedding,
+    check_ids,
+    check_vocab_size,
+    resize_vocab_rows,
+    tied_logits,
+    tied_lookup,
+)
 from minitransformer.nn.layers import DecoderCache, DecoderLayer, EncoderLayer
 from minitransformer.nn.norms import RMSNorm
 from minitransformer.nn.position import RelativePositionBias
@@ -385,6 +393,28 @@ class T5(nn.Module):
                                reorder=reorder if cache is not None else None)
         finally:
             self.train(was_training)
+
+    # ---- vocabulary ----------------------------------------------------------------------------
+    def resize_token_embeddings(self, new_vocab_size: int) -> TokenEmbedding:
+        """Give the model ``new_vocab_size`` token ids (e.g. after adding tokens to its tokenizer).
+
+        Replaces ``shared`` (the encoder's and decoder's embedding, and v1.0's tied LM head), v1.1's
+        own ``lm_head``, and ``self.config`` (a new config). Growing keeps the old rows and starts
+        each new one at the mean of the old rows, so a new token first scores the average of the
+        old scores (Hewitt 2021; see ``resize_vocab_rows``); shrinking drops the last ids (the pad,
+        eos and decoder-start ids must stay inside). Call it before building the optimizer, which
+        holds the old tensors. Returns ``shared``, as Hugging Face's ``resize_token_embeddings`` does.
+        """
+        c = self.config
+        V = check_vocab_size(new_vocab_size, pad_token_id=c.pad_token_id, eos_token_id=c.eos_token_id,
+                             decoder_start_token_id=c.decoder_start_token_id)  # before anything changes
+        self.shared.weight = resize_vocab_rows(self.shared.weight, V)  # (V, C)
+        self.shared.num_embeddings = V
+        if self.lm_head is not None:  # v1.1: an output matrix of its own
+            self.lm_head.weight = resize_vocab_rows(self.lm_head.weight, V)  # (V, C)
+            self.lm_head.out_features = V
+        self.config = replace(c, vocab_size=V)
+        return self.shared
 
     # ---- files ---------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path, extra_files: dict[str, str] | None = None) -> Path:

@@ -15,6 +15,7 @@ from minitransformer.nn.embeddings import (
     TokenEmbedding,
     check_ids,
     padded_vocab_logits,
+    resize_vocab_rows,
     vocab_logits,
 )
 from minitransformer.nn.feedforward import FeedForward
@@ -25,7 +26,7 @@ from minitransformer.nn.position import RelativePositionBias, relative_position_
 __all__ = [
     "MultiHeadAttention", "attention", "causal_mask", "padding_bias", "check_padding_mask", "KVCache",
     "TokenEmbedding", "LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "SegmentEmbedding", "check_ids",
-    "vocab_logits", "padded_vocab_logits",
+    "vocab_logits", "padded_vocab_logits", "resize_vocab_rows",
     "FeedForward", "EncoderLayer", "DecoderLayer", "DecoderCache", "LayerNorm", "RMSNorm", "make_norm",
     "RelativePositionBias", "relative_position_bucket", "Dropout", "dropout",
 ]

@@ -8,6 +8,7 @@ to the attention scores instead (see ``position.py``).
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -135,6 +136,56 @@ class TokenEmbedding(nn.Embedding):
 
     def __init__(self, vocab_size: int, d_model: int, padding_idx: int | None = None) -> None:
         super().__init__(vocab_size, d_model, padding_idx=padding_idx)
+
+
+def check_vocab_size(new_vocab_size: object, **token_ids: int | None) -> int:
+    """``new_vocab_size`` as an int, once it is a valid size and every given special-token id lies below it.
+
+    ``check_vocab_size(n, eos_token_id=cfg.eos_token_id)``: TypeError for a non-integer (a bool
+    too), ValueError for a size < 1 or for an id (None: not set) that the new vocabulary would
+    no longer hold. A model calls it before it changes anything, so a refused resize leaves it whole.
+    """
+    if isinstance(new_vocab_size, bool) or not isinstance(new_vocab_size, numbers.Integral):
+        raise TypeError(f"new_vocab_size must be an integer, got {type(new_vocab_size).__name__} {new_vocab_size!r}")
+    if new_vocab_size < 1:
+        raise ValueError(f"new_vocab_size must be >= 1, got {new_vocab_size}")
+    for name, token_id in token_ids.items():
+        if token_id is not None and token_id >= new_vocab_size:
+            raise ValueError(f"cannot resize the vocabulary to new_vocab_size={new_vocab_size}: the config's "
+                             f"{name}={token_id} would lie outside it (the new ids are 0 to {new_vocab_size - 1}); "
+                             "change that id first")
+    return int(new_vocab_size)
+
+
+def resize_vocab_rows(table: nn.Parameter, new_vocab_size: int) -> nn.Parameter:
+    """A vocabulary-indexed parameter with ``new_vocab_size`` rows: a matrix (V, C) -> (V', C), a bias (V,) -> (V',).
+
+    Growing keeps the V old rows exactly and starts every new row at the mean of the old rows
+    (Hewitt 2021, "Initializing New Word Embeddings for Pretrained Language Models"). For an
+    output matrix W and bias b, a new token's score is then h·mean(W) + mean(b): the average of
+    the old tokens' scores, for every hidden state h. As exp(average) <= average of exp (Jensen),
+    a new token gets no more probability than an average old one, the k new tokens together at
+    most k / (V + k), and the old tokens' probabilities barely move. A zero-mean random row
+    scores about 0 instead, and a trained model's scores can all lie far below 0 (Hewitt's
+    point): the new tokens could then take most of the probability. (transformers' default
+    ``mean_resizing=True`` draws around the same mean with 1e-9 times the old rows' covariance,
+    i.e. adds negligible noise.) The mean is accumulated in float32.
+
+    Shrinking keeps the first V' rows (the ids of the tokens added last are the ones dropped).
+    The result is a new Parameter with the table's dtype, device and ``requires_grad``; a table
+    that already has V' rows is returned as it is (the same Parameter).
+    """
+    check_int("new_vocab_size", new_vocab_size, 1)
+    old = table.shape[0]
+    if new_vocab_size == old:
+        return table
+    with torch.no_grad():
+        rows = [table[:new_vocab_size]]  # (min(V, V'), ...): the old rows, unchanged
+        if new_vocab_size > old:
+            mean = table.mean(dim=0, dtype=torch.float32).to(table.dtype)  # (C,) or () for a bias
+            rows.append(mean.expand(new_vocab_size - old, *table.shape[1:]))  # (V' - V, ...)
+        resized = torch.cat(rows)  # (V', ...): new memory, so the old table can be freed
+    return nn.Parameter(resized, requires_grad=table.requires_grad)
 
 
 class LearnedPositionalEmbedding(nn.Embedding):
