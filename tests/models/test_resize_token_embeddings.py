@@ -357,3 +357,42 @@ def test_electra_pretraining_resizes_the_shared_table_once_and_both_configs():
     out = electra(ids, labels, generator=torch.Generator().manual_seed(0))
     out.loss.backward()
     assert torch.isfinite(out.loss) and table.weight.grad.shape == (GROWN, 32)
+
+
+def test_new_tokens_end_to_end_tokenizer_then_model(tmp_path):
+    """The workflow the README describes: add tokens to a trained WordPiece tokenizer, grow a BERT to
+    match, mask without touching the new marker, train a step, save both, load both, same ids and scores."""
+    from minitransformer.data.masking import mask_tokens
+    from minitransformer.tokenizers import WordPieceTokenizer, load_tokenizer
+
+    texts = ["select the name from the table where the age is large", "the table holds names and ages"] * 20
+    tok = WordPieceTokenizer.train(texts, vocab_size=60, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    old_size = tok.vocab_size
+    assert tok.add_special_tokens(["<sql>"]) == 1 and tok.add_tokens(["NewWord"]) == 1
+    sql_id, word_id = tok.token_to_id("<sql>"), tok.token_to_id("NewWord")  # found in the normalized text: "NEWWORD" below
+    assert (sql_id, word_id) == (old_size, old_size + 1) and tok.vocab_size == old_size + 2
+    text = "<sql> select NEWWORD from the table"
+    ids = tok.encode_batch([text])["input_ids"]  # (1, T): [CLS] ... [SEP]
+    assert sql_id in ids.tolist()[0] and word_id in ids.tolist()[0]
+
+    cfg = BertConfig(vocab_size=old_size, max_seq_len=32, d_model=32, n_layers=1, n_heads=4, d_ff=64,
+                     dropout=0.0, pad_token_id=tok.token_to_id("[PAD]"))
+    torch.manual_seed(0)
+    model = Bert(cfg)
+    with pytest.raises(ValueError):
+        model(ids)  # the new ids are outside the old table
+    model.resize_token_embeddings(tok.vocab_size)
+    inputs, labels = mask_tokens(ids, tok.vocab_size, tok.token_to_id("[MASK]"), tok.special_token_ids(),
+                                 mlm_probability=1.0, generator=torch.Generator().manual_seed(0))
+    picked = labels[0] != -100
+    assert bool(picked[ids[0] == word_id].all()) and not bool(picked[ids[0] == sql_id].any())  # markers stay
+    out = model(inputs, mlm_labels=labels)
+    out.loss.backward()
+    assert model.embeddings.word.weight.grad[word_id].abs().sum() > 0  # the new word learns
+
+    tok.save(tmp_path / "tokenizer.json")
+    model.save_pretrained(tmp_path / "model")
+    tok2, model2 = load_tokenizer(tmp_path / "tokenizer.json"), Bert.from_pretrained(tmp_path / "model")
+    assert tok2.encode(text) == tok.encode(text) and tok2.vocab_size == model2.config.vocab_size
+    model.eval()
+    torch.testing.assert_close(model2(ids).mlm_logits, model(ids).mlm_logits, rtol=0, atol=0)
