@@ -197,6 +197,43 @@ for name, tok in tokenizers.items():
     print(f"{name:10s} {'exact' if back == lines[0] else 'differs'}: {back!r}")
 
 # %% [markdown]
+# ## Adding tokens later
+#
+# A trained vocabulary is fixed, but fine-tuning often wants a few more tokens: a name the
+# training text never made into one piece, or a *marker* such as `<sql>` that should never be cut.
+# `add_tokens` gives them the next free ids and matches them whole in the text before the normal
+# splitting starts (as Hugging Face's `tokenizers` does). `add_special_tokens` adds markers, which
+# `decode(skip_special_tokens=True)` leaves out.
+
+# %%
+word = "Rosencrantz"
+print(f"before: {len(bpe.encode(word))} tokens {bpe.tokenize(word)}, vocabulary {bpe.vocab_size}")
+bpe.add_tokens([word])
+bpe.add_special_tokens(["<scene>"])
+text = f"<scene>{word} and Guildenstern"
+print(f"after:  {bpe.tokenize(word)} = id {bpe.token_to_id(word)}, vocabulary {bpe.vocab_size}")
+print("with a marker:", bpe.tokenize(text), "->", repr(bpe.decode(bpe.encode(text), skip_special_tokens=True)))
+
+# %% [markdown]
+# The new ids have no row in a model's embedding table yet. `model.resize_token_embeddings(
+# tokenizer.vocab_size)` adds the rows. Each new row starts at the *mean* of the old rows
+# (Hewitt 2021). With a tied output layer the new token's score is then the average of the old
+# tokens' scores, so a model that has not seen the token yet gives it no more than an average share
+# of probability. A random row could score far above every real token.
+
+# %%
+import torch
+
+import minitransformer as mt
+
+gpt = mt.GPT(mt.GPTConfig(vocab_size=bpe.vocab_size - 2, max_seq_len=16, d_model=32, n_layers=1, n_heads=2))
+gpt.resize_token_embeddings(bpe.vocab_size)
+with torch.no_grad():
+    scores = gpt(torch.tensor([bpe.encode("To be, or not to be")])).logits[0, -1]  # (V,)
+old, new = scores[:-2], scores[-2:]
+print(f"old tokens' scores: mean {old.mean():.4f}, max {old.max():.4f}; the 2 new tokens: {new.tolist()}")
+
+# %% [markdown]
 # ## The real thing: GPT-2's vocabulary
 #
 # GPT-2 learned 50,000 merges on 40 GB of web text. Its published files (`encoder.json`,
