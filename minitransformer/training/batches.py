@@ -327,7 +327,9 @@ class MaskedLMObjective(Objective):
         if missing:
             raise ValueError(f"the tokenizer lacks BERT's special tokens {', '.join(missing)}")
         self.pad_id, self.cls_id, self.sep_id, self.mask_id = ids["[PAD]"], ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
-        self.special_ids = [i for i in ids.values() if i is not None]
+        # never masked: BERT's own tokens and any other special token of the tokenizer (a user's
+        # tokenizer.json may add markers such as "<scene>"); added non-special words may be masked
+        self.special_ids = sorted({i for i in ids.values() if i is not None} | set(tokenizer.special_token_ids()))
         self._documents = {name: split.document_sentences() for name, split in data.items()}
         self._epochs: dict[tuple[int, int], list] = {}
         self._epoch_size: dict[int, int] = {}

@@ -213,6 +213,29 @@ def test_bert_batches_frame_mask_and_label_pairs():
     assert not bool(torch.isin(b["mlm_labels"][selected], torch.tensor([obj.cls_id, obj.sep_id, obj.pad_id])).any())
 
 
+def test_bert_masking_leaves_every_special_token_of_the_tokenizer_alone():
+    """A user's tokenizer.json may carry markers of its own (``add_special_tokens``): MLM must never
+    select them, as it never selects [CLS] or [SEP]; added ordinary words may be masked."""
+    cfg = preset("bert", "tiny", corpus="my-text.txt")
+    text = TEXT[:18000].replace(" the ", " <scene> the ")
+    splits = {"train": [text[:15000]], "val": [text[15000:]]}
+    tok = batches.build_tokenizer(cfg, splits)
+    tok.add_special_tokens(["<scene>"])
+    tok.add_tokens(["the"])  # already a piece: becomes an added, ordinary word
+    data = {name: tokens.tokenize_documents(docs, tokens.fast_encoder(tok), tok.vocab_size)
+            for name, docs in batches.documents_for_cache(cfg, splits).items()}
+    obj = batches.make_objective(cfg, data, tok)
+    scene, the = tok.token_to_id("<scene>"), tok.token_to_id("the")
+    seen = masked = masked_the = 0
+    for step in range(20):
+        b = obj.batch(batches.TRAIN, step, 0, slice(None))
+        original = torch.where(b["mlm_labels"] != -100, b["mlm_labels"], b["input_ids"])
+        seen += int((original == scene).sum())
+        masked += int((b["mlm_labels"] == scene).sum())
+        masked_the += int((b["mlm_labels"] == the).sum())
+    assert seen > 30 and masked == 0 and masked_the > 0
+
+
 def test_t5_batches_reconstruct_their_window():
     obj = objective_for("t5")
     b = obj.batch(batches.TRAIN, 3, 0, slice(None))
