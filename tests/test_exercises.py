@@ -111,6 +111,16 @@ SOLUTIONS = {
             log_bucket = log_bucket.clamp(max=n - 1)
             return buckets + torch.where(distance < max_exact, distance, log_bucket)
     ''',
+    8: '''
+        import torch
+
+        def grow_vocabulary(table, new_vocab_size):  # written out as the stub's hints describe
+            rows = [table[:new_vocab_size]]
+            if new_vocab_size > table.shape[0]:
+                mean = table.mean(dim=0, dtype=torch.float32).to(table.dtype)
+                rows.append(mean.expand(new_vocab_size - table.shape[0], *table.shape[1:]))
+            return torch.cat(rows)
+    ''',
 }
 
 
@@ -414,6 +424,42 @@ WRONG = {
             weights = torch.softmax(scores, dim=-1)
             return weights @ v, weights
     ''', ["FAIL", "dtype mismatch: expected torch.float32, got torch.float64"]),
+    "new rows of zeros": (8, '''
+        import torch
+
+        def grow_vocabulary(table, new_vocab_size):
+            extra = max(new_vocab_size - table.shape[0], 0)
+            return torch.cat([table[:new_vocab_size], table.new_zeros(extra, *table.shape[1:])])
+    ''', ["FAIL  growing a matrix", "resized table", "FAIL  a new token scores the average"]),
+    "shrinking that keeps the last rows": (8, '''
+        from minitransformer.nn import resize_vocab_rows
+
+        def grow_vocabulary(table, new_vocab_size):
+            if new_vocab_size < table.shape[0]:
+                return table[-new_vocab_size:].clone()
+            return resize_vocab_rows(table, new_vocab_size).detach().clone()
+    ''', ["PASS  growing a matrix", "FAIL  shrinking keeps the first rows", "new_vocab_size=7"]),
+    "a bfloat16 table returned as float32": (8, '''
+        import torch
+
+        def grow_vocabulary(table, new_vocab_size):
+            table = table.float()
+            rows = [table[:new_vocab_size]]
+            if new_vocab_size > table.shape[0]:
+                rows.append(table.mean(dim=0).expand(new_vocab_size - table.shape[0], *table.shape[1:]))
+            return torch.cat(rows)
+    ''', ["PASS  shrinking", "FAIL  bfloat16", "expected dtype torch.bfloat16"]),
+    "growing in place": (8, '''
+        import torch
+
+        def grow_vocabulary(table, new_vocab_size):
+            mean = table.mean(dim=0)
+            table[:] = table * 1.0001
+            rows = [table[:new_vocab_size]]
+            if new_vocab_size > table.shape[0]:
+                rows.append(mean.expand(new_vocab_size - table.shape[0], *table.shape[1:]))
+            return torch.cat(rows)
+    ''', ["FAIL  growing a matrix", "modified in place"]),
     "a file that does not import": (2, '''
         def scaled_dot_product_attention(q, k, v, mask=None)
             return q

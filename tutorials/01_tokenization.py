@@ -220,6 +220,9 @@ print("with a marker:", bpe.tokenize(text), "->", repr(bpe.decode(bpe.encode(tex
 # (Hewitt 2021). With a tied output layer the new token's score is then the average of the old
 # tokens' scores, so a model that has not seen the token yet gives it no more than an average share
 # of probability. A random row could score far above every real token.
+#
+# *Try it yourself:* `minitransformer exercises start 8` asks you to write that resize
+# (`grow_vocabulary`); `minitransformer exercises check 8` compares it with the library's.
 
 # %%
 import torch

@@ -45,6 +45,8 @@ EXERCISES: tuple[Exercise, ...] = (
              checks.checks_mlm_masking),
     Exercise(7, "relative_position", "T5's relative position buckets", "05_t5.py",
              checks.checks_relative_position),
+    Exercise(8, "grow_vocabulary", "new tokens: grow the embedding table, new rows at the mean",
+             "01_tokenization.py", checks.checks_grow_vocabulary),
 )
 
 

@@ -32,6 +32,7 @@ from minitransformer.nn import attention as library_attention
 from minitransformer.nn import causal_mask as library_causal_mask
 from minitransformer.nn import padding_bias as library_padding_bias
 from minitransformer.nn import relative_position_bucket as library_bucket
+from minitransformer.nn import resize_vocab_rows as library_resize
 from minitransformer.tokenizers.bpe import _merge_in_word, bytes_to_unicode, learn_bpe
 
 SEED = 1234  # every check draws its cases from this seed (plus the case number)
@@ -525,4 +526,50 @@ def checks_relative_position(module: ModuleType, path: Path) -> list[Check]:
               "keys ahead (offset > 0) add num_buckets // 2; then halve num_buckets and use |offset|"),
         Check("causal buckets (decoder) equal the library's", lambda: run_cases(False),
               "distance = (-offset).clamp(min=0); all num_buckets are for the past"),
+    ]
+
+
+# ==== 8. Growing the vocabulary ===============================================================
+def checks_grow_vocabulary(module: ModuleType, path: Path) -> list[Check]:
+    def compare(shapes: list[tuple[tuple[int, ...], int]], dtype: torch.dtype = torch.float32) -> int:
+        fn = learner_function(module, "grow_vocabulary")
+        for n, (shape, new_size) in enumerate(shapes, start=1):
+            table = torch.randn(shape, generator=_gen(n)).mul_(3).add_(1).to(dtype)
+            before = table.clone()
+            case = f"case {n}: grow_vocabulary(a {dtype} table of shape {shape}, new_vocab_size={new_size})"
+            got = call(fn, case, table, new_size, path=path)
+            if not torch.equal(table, before):
+                raise CheckFailed(f"{case}\nthe input table was modified in place; return a new tensor instead")
+            expected = library_resize(table, new_size).detach()
+            if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype != dtype:
+                raise CheckFailed(f"{case}\nexpected dtype {dtype} (the table's), got {got.dtype}")
+            expect_tensor(got, expected, "resized table", case, atol=1e-6, rtol=1e-5)
+            if new_size > shape[0] and got.data_ptr() == table.data_ptr():
+                raise CheckFailed(f"{case}\nthe result shares memory with the input; return a new tensor")
+        return len(shapes)
+
+    def tied_scores() -> int:
+        fn = learner_function(module, "grow_vocabulary")
+        table = torch.randn(50, 16, generator=_gen(100))
+        h = torch.randn(7, 16, generator=_gen(101))  # 7 hidden states
+        case = "a tied head after grow_vocabulary(a (50, 16) table, 53): scores h @ new_table.T"
+        grown = call(fn, case, table, 53, path=path)
+        expect_tensor(grown, library_resize(table, 53).detach(), "resized table", case)
+        scores = h @ grown.T  # (7, 53)
+        expect_tensor(scores[:, 50:], (h @ table.T).mean(dim=1, keepdim=True).expand(7, 3),
+                      "each new token's score (the average of the old scores)", case, atol=1e-5)
+        return 1
+
+    return [
+        Check("growing a matrix keeps the old rows and appends their mean", lambda: compare(
+            [((5, 3), 8), ((40, 16), 41), ((1, 4), 3), ((300, 8), 310)]),
+            "new rows = table.mean(dim=0) repeated; the first V rows unchanged"),
+        Check("a bias (V,) grows the same way", lambda: compare([((6,), 9), ((100,), 101)]),
+              "for a 1-D table the mean is a scalar: expand it to (k,)"),
+        Check("shrinking keeps the first rows; the same size gives equal values", lambda: compare(
+            [((10, 4), 7), ((9,), 2), ((6, 3), 6)]), "table[:new_vocab_size]"),
+        Check("bfloat16 tables stay bfloat16, with the mean taken in float32", lambda: compare(
+            [((64, 8), 70)], torch.bfloat16), "table.mean(dim=0, dtype=torch.float32).to(table.dtype)"),
+        Check("a new token scores the average of the old scores", tied_scores,
+              "with the mean row, h · mean(E) = mean of h · E[i]"),
     ]
