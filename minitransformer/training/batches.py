@@ -72,6 +72,15 @@ def _cut_at_line(text: str, fraction: float) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
+def corpus_documents(corpus: str) -> list[str]:
+    """The corpus's documents, whole: the embedded corpus's eight plays, or a user's corpus as one text."""
+    from minitransformer.data.corpus import SHAKESPEARE, load_corpus, load_plays
+
+    if corpus == SHAKESPEARE:
+        return list(load_plays().values())
+    return [load_corpus(corpus)]
+
+
 def split_corpus(corpus: str, val_fraction: float) -> dict[str, list[str]]:
     """The corpus's documents cut into train and validation parts, deterministically.
 
@@ -80,14 +89,8 @@ def split_corpus(corpus: str, val_fraction: float) -> dict[str, list[str]]:
     the tail validates. For one document this is nanoGPT's split (first 90%, last 10%); for the
     plays, every play is seen in both splits.
     """
-    from minitransformer.data.corpus import SHAKESPEARE, load_corpus, load_plays
-
-    if corpus == SHAKESPEARE:
-        documents = list(load_plays().values())
-    else:
-        documents = [load_corpus(corpus)]
     train, val = [], []
-    for doc in documents:
+    for doc in corpus_documents(corpus):
         head, tail = _cut_at_line(doc, 1.0 - val_fraction)
         train.append(head)
         val.append(tail)

@@ -182,11 +182,12 @@ def _check_prompt_fits(n_tokens: int, max_seq_len: int) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from minitransformer.training.trainer import evaluate_run
 
-    metrics = evaluate_run(args.run, device=args.device, batches=args.batches)
+    metrics = evaluate_run(args.run, device=args.device, batches=args.batches, corpus=args.corpus)
     if args.json:
         print(json.dumps(metrics))
     else:
-        print("validation: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items()))
+        where = "validation" if args.corpus is None else str(args.corpus)
+        print(f"{where}: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items()))
     return 0
 
 
@@ -253,8 +254,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--device", default="auto")
     g.set_defaults(func=cmd_generate)
 
-    e = subparsers.add_parser("eval", help="validation metrics of a run's saved model")
+    e = subparsers.add_parser("eval", help="validation metrics of a run's saved model (or its scores on another text)")
     e.add_argument("--run", required=True)
+    e.add_argument("--corpus", default=None,
+                   help="score this text instead of the run's validation split: a UTF-8 .txt file, a folder, "
+                        "a glob or 'shakespeare' (all of it is scored; nothing is written)")
     e.add_argument("--batches", type=_positive_int, default=None, help="validation batches (default: the run's)")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")

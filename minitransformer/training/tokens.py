@@ -133,13 +133,19 @@ def fast_encoder(tokenizer, probe: str = "") -> Callable[[list[str]], list[list[
         return slow
 
     def fast(texts: list[str]) -> list[list[int]]:
-        return [enc.ids for enc in hf.encode_batch(texts, add_special_tokens=False)]
+        try:
+            return [enc.ids for enc in hf.encode_batch(texts, add_special_tokens=False)]
+        except Exception:  # noqa: BLE001 - e.g. a character the vocabulary lacks: the Python encoder says which
+            return slow(texts)
 
-    probe = probe or "ROMEO.\nBut soft, what light through yonder window breaks?\n\n  It is the east.\n"
+    sample = probe or "ROMEO.\nBut soft, what light through yonder window breaks?\n\n  It is the east.\n"
     try:
-        agrees = fast([probe]) == slow([probe])
-    except Exception:  # noqa: BLE001
-        agrees = False
+        expected = slow([sample])
+    except ValueError:
+        if probe:
+            raise  # the text to encode cannot be encoded (say, a character the vocabulary lacks): say why now
+        expected = None
+    agrees = expected is not None and fast([sample]) == expected
     if not agrees:
         warnings.warn("tokenizing with the Python encoder (the fast backend gives different ids)", stacklevel=2)
         return slow

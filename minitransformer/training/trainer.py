@@ -25,6 +25,7 @@ scaling; ``float16`` (CUDA only) needs a ``GradScaler`` so small gradients do no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -623,21 +624,48 @@ def load_run(run_dir: str | os.PathLike, device: str = "auto"):
 
 
 def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int | None = None,
-                 dtype: str = "float32") -> dict[str, float]:
-    """Validation metrics of a run folder's saved model on the run's own validation split."""
-    from minitransformer.training.batches import documents_for_cache, make_objective, split_corpus
-    from minitransformer.training.tokens import load_or_build_cache
+                 dtype: str = "float32", corpus: str | None = None) -> dict[str, float]:
+    """Validation metrics of a run folder's saved model on the run's own validation split.
+
+    ``corpus`` (a file, folder, glob or "shakespeare", as for ``pretrain --corpus``) scores another
+    text instead: all of it plays the validation split, tokenized with the run's tokenizer, and the
+    examples are drawn from it as the run draws its validation examples. Nothing is written.
+    """
+    from minitransformer.training.batches import (
+        corpus_documents,
+        documents_for_cache,
+        make_objective,
+        split_corpus,
+    )
+    from minitransformer.training.tokens import fast_encoder, load_or_build_cache, tokenize_documents
 
     run_dir = Path(run_dir)
     cfg, model, tokenizer = load_run(run_dir, device)
     if not (run_dir / RUN_NAME).is_file():
         raise ValueError(f"{run_dir} has a model but no {RUN_NAME}: it was not written by `minitransformer pretrain`")
-    splits = split_corpus(cfg.corpus, cfg.val_fraction)
-    # must_match: a corpus file edited since training is an error, not a new cache written over the run's
-    data = load_or_build_cache(run_dir / DATA_DIR, documents_for_cache(cfg, splits), tokenizer,
-                               (run_dir / ckpt.TOKENIZER_NAME).read_text(encoding="utf-8"), must_match=True)
+    if corpus is None:
+        splits = split_corpus(cfg.corpus, cfg.val_fraction)
+        # must_match: a corpus file edited since training is an error, not a new cache written over the run's
+        data = load_or_build_cache(run_dir / DATA_DIR, documents_for_cache(cfg, splits), tokenizer,
+                                   (run_dir / ckpt.TOKENIZER_NAME).read_text(encoding="utf-8"), must_match=True)
+    else:
+        cfg = dataclasses.replace(cfg, corpus=corpus)  # the corpus also decides how BERT cuts documents
+        texts = corpus_documents(corpus)
+        documents = documents_for_cache(cfg, {"val": texts})["val"]
+        try:
+            encode = fast_encoder(tokenizer, probe=texts[0][:4000])
+            split = tokenize_documents(documents, encode, tokenizer.vocab_size)
+        except ValueError as e:  # e.g. a character the run's character tokenizer never saw
+            raise ValueError(f"the run's tokenizer cannot encode {corpus}: {e}") from None
+        data = {"val": split}  # what evaluation reads
     objective = make_objective(cfg, data, tokenizer)
-    objective.check_sizes()
+    try:
+        objective.check_sizes()
+    except ValueError as e:
+        if corpus is None:
+            raise
+        detail = str(e).split("; give ")[0]  # (the advice that follows is for pretraining)
+        raise ValueError(f"{corpus} is too small to score with this run ({detail})") from None
     dev = next(model.parameters()).device
     amp = resolve_dtype(dtype, dev)
 

@@ -88,6 +88,72 @@ def test_eval_reproduces_the_last_validation_loss(runs, family):
     assert metrics["loss"] == pytest.approx(last["loss"], rel=1e-5)
 
 
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_eval_scores_another_text_and_writes_nothing(runs, family, tmp_path):
+    """`eval --corpus FILE` scores any text with the run's model: Shakespeare (what it learned) scores
+    better than the same characters shuffled, the same text twice gives the same numbers, and the
+    run folder is left as it was."""
+    import random
+
+    from minitransformer.data.corpus import load_plays
+
+    text = load_plays()["Hamlet"][:30000]
+    chars = list(text)
+    random.Random(0).shuffle(chars)
+    real, shuffled = tmp_path / "hamlet.txt", tmp_path / "shuffled.txt"
+    real.write_text(text, encoding="utf-8")
+    # (BERT needs documents: blank lines, kept where they were)
+    shuffled.write_text("\n\n".join("".join(chars[i:i + 3000]) for i in range(0, len(chars), 3000)), encoding="utf-8")
+    before = fingerprint(runs(family))
+    scores = {}
+    for name in ("hamlet", "shuffled", "hamlet"):
+        code, stdout, stderr = run_cli("eval", "--run", runs(family), "--corpus", tmp_path / f"{name}.txt", "--json",
+                                       "--device", "cpu")
+        assert code == 0, stderr
+        metrics = json.loads(stdout)
+        assert scores.setdefault(name, metrics) == metrics  # deterministic
+    if family == "gpt":  # characters: both texts are as many tokens, so their losses compare
+        assert scores["hamlet"]["loss"] < scores["shuffled"]["loss"]
+    assert scores["hamlet"] != scores["shuffled"]
+    assert fingerprint(runs(family)) == before
+    code, stdout, _ = run_cli("eval", "--run", runs(family), "--corpus", real, "--device", "cpu")
+    assert code == 0 and stdout.startswith(f"{real}: loss ")
+
+
+@pytest.mark.parametrize("family", ["gpt", "bert", "t5"])
+def test_eval_of_the_validation_text_as_a_file_gives_the_validation_metrics(family, tmp_path):
+    """A run on a user's text file validates on the file's last 10%; given that tail as --corpus,
+    eval draws the same examples from the same tokens, so the numbers are the run's own."""
+    from minitransformer.data.corpus import load_plays
+    from minitransformer.training.batches import split_corpus
+
+    corpus = tmp_path / "text.txt"
+    corpus.write_text(load_plays()["Hamlet"][:60000], encoding="utf-8")
+    code, _, err = pretrain(family, tmp_path / "run", "--corpus", corpus, "--max-steps", "3")
+    assert code == 0, err
+    tail = tmp_path / "tail.txt"
+    tail.write_text(split_corpus(str(corpus), 0.1)["val"][0], encoding="utf-8")
+    results = []
+    for extra in ((), ("--corpus", tail)):
+        code, stdout, err = run_cli("eval", "--run", tmp_path / "run", "--json", "--device", "cpu", *extra)
+        assert code == 0, err
+        results.append(json.loads(stdout))
+    assert results[0] == results[1]
+
+
+def test_eval_of_another_text_refuses_what_it_cannot_score_in_one_line(runs, tmp_path):
+    tiny, foreign = tmp_path / "tiny.txt", tmp_path / "foreign.txt"
+    tiny.write_text("Hi there.", encoding="utf-8")
+    # a character the character-level run never saw, far after the start the fast encoder is checked on
+    foreign.write_text("To be, or not to be.\n" * 400 + "\u65e5\n", encoding="utf-8")
+    code, _, err = run_cli("eval", "--run", runs("gpt"), "--corpus", tiny, "--device", "cpu")
+    assert_one_line_error(code, err, "eval", "tiny.txt is too small to score", "seq_len + 1")
+    code, _, err = run_cli("eval", "--run", runs("gpt"), "--corpus", foreign, "--device", "cpu")
+    assert_one_line_error(code, err, "eval", "cannot encode", "U+65E5")
+    code, _, err = run_cli("eval", "--run", runs("gpt"), "--corpus", tmp_path / "nowhere.txt", "--device", "cpu")
+    assert_one_line_error(code, err, "eval", "not found")
+
+
 def test_generate_from_each_family(runs):
     code, out, err = run_cli("generate", "--run", runs("gpt"), "--prompt", "ROMEO.", "--max-new-tokens", "30",
                              "--device", "cpu")
