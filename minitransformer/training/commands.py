@@ -1,10 +1,11 @@
-"""``minitransformer pretrain | generate | eval``: the command-line face of ``minitransformer.training``.
+"""``minitransformer pretrain | generate | eval | compare``: the command-line face of ``minitransformer.training``.
 
     minitransformer pretrain gpt                      # char-level GPT on the embedded Shakespeare, ~4 min on a CPU
     minitransformer pretrain bert --preset cpu --corpus my_books/ --out runs/bert
     minitransformer pretrain gpt --resume --out runs/gpt-cpu      # continue a stopped run exactly
     minitransformer generate --run runs/gpt-cpu --prompt "ROMEO."
     minitransformer eval --run runs/gpt-cpu
+    minitransformer compare runs/a runs/b --out ab.png             # several runs side by side
     torchrun --standalone --nproc_per_node=2 -m minitransformer pretrain gpt   # data-parallel
 
 User errors are raised (ValueError, FileNotFoundError, ...) and ``cli.main`` prints them as one
@@ -191,6 +192,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from minitransformer.training.compare import comparability, plot_runs, read_run, summary_table
+
+    if len(set(map(os.path.abspath, args.runs))) < len(args.runs):
+        raise ValueError("a run folder is named twice; name each run once")
+    runs = [read_run(r) for r in args.runs]
+    print(summary_table(runs))
+    problems = comparability(runs)
+    if len(runs) > 1 and problems:
+        print("\nThe validation losses do not compare: " + "; ".join(problems) + ".")
+    elif len(runs) > 1:
+        sizes = sorted({r.val_examples for r in runs})
+        overlap = ("the same examples" if len(sizes) == 1 else
+                   f"the same first {sizes[0]} examples (eval_batches x batch_size: "
+                   f"{', '.join(str(r.val_examples) for r in runs)})")
+        print(f"\nThe validation losses compare: same family, validation text, tokenizer and sequence length; "
+              f"scored on {overlap}.")
+    path = plot_runs(runs, args.out, x=args.x)
+    print(f"plot: {path}")
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``pretrain``, ``generate`` and ``eval`` to the ``minitransformer`` command line."""
     p = subparsers.add_parser(
@@ -253,6 +276,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto")
     g.set_defaults(func=cmd_generate)
+
+    c = subparsers.add_parser(
+        "compare", help="several runs side by side: a table of what each reached and their curves in one plot",
+        description="Compare runs: best and last validation loss, steps and tokens of each, whether their "
+                    "validation losses measure the same thing, and one plot of their curves.")
+    c.add_argument("runs", nargs="+", help="run folders written by `minitransformer pretrain`")
+    c.add_argument("--out", default="compare.png", help="where the plot goes (default: ./compare.png)")
+    c.add_argument("--x", choices=("step", "tokens"), default="step",
+                   help="the plot's x axis: optimizer steps, or training tokens seen (for runs with other batch sizes)")
+    c.set_defaults(func=cmd_compare)
 
     e = subparsers.add_parser("eval", help="validation metrics of a run's saved model (or its scores on another text)")
     e.add_argument("--run", required=True)
