@@ -2,6 +2,7 @@
 
     minitransformer tokenizer train --kind bpe --vocab-size 4096 --corpus shakespeare --out tok.json
     minitransformer tokenizer encode --tokenizer tok.json "To be, or not to be"
+    minitransformer tokenizer add --tokenizer tok.json --special "<sql>" "</sql>" --out tok-sql.json
 
 User errors (a missing corpus, a vocabulary size the kind cannot have, a broken tokenizer file) are
 raised as ValueError / FileNotFoundError; ``cli.main`` prints them as one line and exits with 2.
@@ -73,8 +74,22 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add(args: argparse.Namespace) -> int:
+    from minitransformer.tokenizers.io import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer)
+    before = tok.vocab_size
+    added = tok.add_tokens(args.tokens, special=args.special)  # checks the tokens before changing anything
+    tok.save(args.out)
+    kind = ("special " if args.special else "") + ("token" if added == 1 else "tokens")
+    ids = "" if not added else f" (id {before})" if added == 1 else f" (ids {before}..{tok.vocab_size - 1})"
+    print(f"wrote {args.out}: {added} new {kind}{ids}, {tok.vocab_size} tokens in all; "
+          f"grow a model to match with model.resize_token_embeddings({tok.vocab_size})")
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``tokenizer train`` and ``tokenizer encode`` to the ``minitransformer`` command line."""
+    """Add ``tokenizer train``, ``encode`` and ``add`` to the ``minitransformer`` command line."""
     parser = subparsers.add_parser("tokenizer", help="train a tokenizer or encode a text with one")
     sub = parser.add_subparsers(dest="tokenizer_command", required=True)
 
@@ -94,3 +109,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     encode.add_argument("--tokenizer", required=True, help="a tokenizer.json (ours or from `tokenizers`)")
     encode.add_argument("text")
     encode.set_defaults(func=cmd_encode)
+
+    add = sub.add_parser("add", help="add tokens (words, or markers with --special) to a tokenizer.json")
+    add.add_argument("--tokenizer", required=True, help="the tokenizer.json to start from")
+    add.add_argument("tokens", nargs="+", help="the tokens to add; each gets the next free id")
+    add.add_argument("--special", action="store_true",
+                     help="markers: matched only as written, left out by decode(skip_special_tokens=True), "
+                          "never masked by BERT pretraining")
+    add.add_argument("--out", required=True, help="where to write the new tokenizer.json (may be the same file)")
+    add.set_defaults(func=cmd_add)

@@ -80,6 +80,9 @@ def test_wordpiece_and_unigram_are_trained_with_their_classes(corpus, tmp_path, 
     (["tokenizer", "encode", "--tokenizer", "{tmp}/nothing.json", "hi"], "nothing.json"),
     (["tokenizer", "encode", "--tokenizer", "{tmp}/garbage.json", "hi"], "garbage.json.*not a valid tokenizer.json"),
     (["tokenizer", "encode", "--tokenizer", "{tmp}/char.json", "unknown ß"], "'ß'"),
+    (["tokenizer", "add", "--tokenizer", "{tmp}/char.json", "", "--out", "{tmp}/t.json"], "empty string"),
+    (["tokenizer", "add", "--tokenizer", "{tmp}/nothing.json", "x", "--out", "{tmp}/t.json"], "nothing.json"),
+    (["tokenizer", "add", "--tokenizer", "{tmp}/char.json", "x", "--out", "{tmp}"], "is a folder"),
 ])
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     (tmp_path / "garbage.json").write_text("{not json", encoding="utf-8")
@@ -90,6 +93,22 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert len(err.splitlines()) == 1
     assert err.startswith("minitransformer tokenizer: error:")
     assert re.search(message, err), err
+
+
+def test_add_tokens_writes_a_tokenizer_that_finds_them(corpus, tmp_path, capsys):
+    base, out = tmp_path / "bpe.json", tmp_path / "bpe-sql.json"
+    assert main(["tokenizer", "train", "--kind", "bpe", "--vocab-size", "300", "--corpus", str(corpus),
+                 "--out", str(base)]) == 0
+    size = load_tokenizer(base).vocab_size
+    capsys.readouterr()
+    assert main(["tokenizer", "add", "--tokenizer", str(base), "--special", "<sql>", "</sql>", "--out", str(out)]) == 0
+    assert f"2 new special tokens (ids {size}..{size + 1}), {size + 2} tokens in all" in capsys.readouterr().out
+    assert main(["tokenizer", "add", "--tokenizer", str(out), "question", "<sql>", "--out", str(out)]) == 0
+    assert f"1 new token (id {size + 2})" in capsys.readouterr().out  # <sql> was there already
+    tok = load_tokenizer(out)
+    assert tok.vocab_size == size + 3 and load_tokenizer(base).vocab_size == size  # the input file is untouched
+    ids = tok.encode("<sql>the question</sql>")
+    assert ids[0] == size and ids[-1] == size + 1 and tok.token_to_id("question") == size + 2 in ids
 
 
 def test_python_dash_m_exit_code(tmp_path):
