@@ -40,7 +40,7 @@ from minitransformer.nn.embeddings import (
     SegmentEmbedding,
     TokenEmbedding,
     check_ids,
-    check_vocab_size,
+    check_new_vocab_size,
     resize_vocab_rows,
 )
 from minitransformer.nn.layers import EncoderLayer
@@ -302,7 +302,7 @@ class Bert(nn.Module):
         ``-mean(bias)`` above that average. Shrinking drops the last ids. Call it before building
         the optimizer, which holds the old tensors. Returns the word embedding, as Hugging Face does.
         """
-        V = check_vocab_size(new_vocab_size, pad_token_id=self.config.pad_token_id)  # before anything changes
+        V = check_new_vocab_size(new_vocab_size, pad_token_id=self.config.pad_token_id)  # before anything changes
         word = self.embeddings.word
         word.weight = resize_vocab_rows(word.weight, V)  # (V, E)
         word.num_embeddings = V

@@ -35,7 +35,7 @@ from minitransformer.nn.embeddings import (
     LearnedPositionalEmbedding,
     TokenEmbedding,
     check_ids,
-    check_vocab_size,
+    check_new_vocab_size,
     padded_vocab_logits,
     resize_vocab_rows,
 )
@@ -269,7 +269,7 @@ class GPT(nn.Module):
         embedding, as Hugging Face's ``resize_token_embeddings`` does.
         """
         c = self.config
-        V = check_vocab_size(new_vocab_size, eos_token_id=c.eos_token_id)  # before anything changes
+        V = check_new_vocab_size(new_vocab_size, eos_token_id=c.eos_token_id)  # before anything changes
         self.tok_emb.weight = resize_vocab_rows(self.tok_emb.weight, V)  # (V, C)
         self.lm_head.weight = (self.tok_emb.weight if c.tie_embeddings  # one matrix in and out, as before
                                else resize_vocab_rows(self.lm_head.weight, V))  # (V, C)

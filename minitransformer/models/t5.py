@@ -38,7 +38,7 @@ from minitransformer.nn.embeddings import (
     TiedGradient,
     TokenEmbedding,
     check_ids,
-    check_vocab_size,
+    check_new_vocab_size,
     resize_vocab_rows,
     tied_logits,
     tied_lookup,
@@ -406,7 +406,7 @@ class T5(nn.Module):
         holds the old tensors. Returns ``shared``, as Hugging Face's ``resize_token_embeddings`` does.
         """
         c = self.config
-        V = check_vocab_size(new_vocab_size, pad_token_id=c.pad_token_id, eos_token_id=c.eos_token_id,
+        V = check_new_vocab_size(new_vocab_size, pad_token_id=c.pad_token_id, eos_token_id=c.eos_token_id,
                              decoder_start_token_id=c.decoder_start_token_id)  # before anything changes
         self.shared.weight = resize_vocab_rows(self.shared.weight, V)  # (V, C)
         self.shared.num_embeddings = V

@@ -138,10 +138,10 @@ class TokenEmbedding(nn.Embedding):
         super().__init__(vocab_size, d_model, padding_idx=padding_idx)
 
 
-def check_vocab_size(new_vocab_size: object, **token_ids: int | None) -> int:
+def check_new_vocab_size(new_vocab_size: object, **token_ids: int | None) -> int:
     """``new_vocab_size`` as an int, once it is a valid size and every given special-token id lies below it.
 
-    ``check_vocab_size(n, eos_token_id=cfg.eos_token_id)``: TypeError for a non-integer (a bool
+    ``check_new_vocab_size(n, eos_token_id=cfg.eos_token_id)``: TypeError for a non-integer (a bool
     too), ValueError for a size < 1 or for an id (None: not set) that the new vocabulary would
     no longer hold. A model calls it before it changes anything, so a refused resize leaves it whole.
     """

@@ -52,18 +52,20 @@ class Tokenizer(ABC):
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         """Ids -> text."""
 
-    @abstractmethod
-    def token_to_id(self, token: str) -> int | None:
-        """The id of a vocabulary entry, or None if it is not in the vocabulary."""
-
-    @abstractmethod
-    def id_to_token(self, idx: int) -> str:
-        """The vocabulary entry of an id (ValueError if out of range)."""
-
+    # The model's own vocabulary: ids 0..n-1, what the algorithm splits text into (special tokens
+    # given at construction included). Tokens added later follow it (see ``_tokens_after_model``).
     @property
     @abstractmethod
-    def vocab_size(self) -> int:
-        """Number of ids, special tokens included."""
+    def _model_size(self) -> int:
+        """n, the number of ids of the model's own vocabulary."""
+
+    @abstractmethod
+    def _model_token_to_id(self, token: str) -> int | None:
+        """The id of an entry of the model's own vocabulary, or None."""
+
+    @abstractmethod
+    def _model_id_to_token(self, idx: int) -> str:
+        """The model's entry with id ``idx``, 0 <= idx < ``_model_size`` (the caller checks)."""
 
     @abstractmethod
     def to_hf_dict(self) -> dict:
@@ -394,10 +396,26 @@ class Tokenizer(ABC):
         subclasses also drop their caches of ids and of the bytes of tokens."""
         self._added_patterns = None
 
-    def _token_after_model(self, idx: int, model_size: int) -> str | None:
-        """The added token with id ``idx`` if it is one after the model's ``model_size`` ids, else None."""
-        k = idx - model_size
-        return self._tokens_after_model[k] if 0 <= k < len(self._tokens_after_model) else None
+    # ---- ids and tokens: the model's vocabulary, then the tokens added after it ---------------
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids: the model's vocabulary (special tokens included) and the tokens added after it."""
+        return self._model_size + len(self._tokens_after_model)
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of a vocabulary entry, or None if it is not in the vocabulary."""
+        idx = self._model_token_to_id(token)
+        return idx if idx is not None else self._ids_after_model.get(token)
+
+    def id_to_token(self, idx: int) -> str:
+        """The vocabulary entry of an id (TypeError if it is no integer, ValueError if out of range)."""
+        idx = as_token_id(idx)
+        n = self._model_size
+        if 0 <= idx < n:
+            return self._model_id_to_token(idx)
+        if n <= idx < self.vocab_size:
+            return self._tokens_after_model[idx - n]
+        raise ValueError(f"id {idx} is out of range: it is not in the vocabulary (0..{self.vocab_size - 1})")
 
     # ---- shared behaviour -------------------------------------------------------------------
     def tokenize(self, text: str) -> list[str]:

@@ -422,9 +422,8 @@ class BPETokenizer(Tokenizer):
 
     # ---- vocabulary -----------------------------------------------------------------------------
     @property
-    def vocab_size(self) -> int:
-        """The model's vocabulary (ids 0..n-1, no gaps) and the tokens added after it."""
-        return len(self._id_to_token) + len(self._tokens_after_model)
+    def _model_size(self) -> int:
+        return len(self._id_to_token)  # ids 0..n-1, no gaps (checked in __init__)
 
     @property
     def vocab(self) -> dict[str, int]:
@@ -437,22 +436,11 @@ class BPETokenizer(Tokenizer):
         """The learned pairs, earliest (highest priority) first. A copy."""
         return list(self._merges)
 
-    def token_to_id(self, token: str) -> int | None:
-        idx = self._vocab.get(token)
-        return idx if idx is not None else self._ids_after_model.get(token)
+    def _model_token_to_id(self, token: str) -> int | None:
+        return self._vocab.get(token)
 
-    def id_to_token(self, idx: int) -> str:
-        try:
-            return self._id_to_token[idx]
-        except (KeyError, TypeError):
-            pass
-        try:
-            token = self._token_after_model(as_token_id(idx), len(self._id_to_token))
-        except TypeError:
-            token = None
-        if token is None:
-            raise ValueError(f"id {idx!r} is not in the vocabulary (0..{self.vocab_size - 1})")
-        return token
+    def _model_id_to_token(self, idx: int) -> str:
+        return self._id_to_token[idx]
 
     def _vocabulary_changed(self) -> None:
         super()._vocabulary_changed()

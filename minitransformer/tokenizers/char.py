@@ -78,27 +78,14 @@ class CharTokenizer(Tokenizer):
 
     # ---- vocabulary -----------------------------------------------------------------------------
     @property
-    def vocab_size(self) -> int:
-        """The characters, the special tokens and the tokens added after them."""
-        return len(self._id_to_token) + len(self._tokens_after_model)
+    def _model_size(self) -> int:
+        return len(self._id_to_token)  # the characters, then the special tokens
 
-    def token_to_id(self, token: str) -> int | None:
-        idx = self._vocab.get(token)
-        return idx if idx is not None else self._ids_after_model.get(token)
+    def _model_token_to_id(self, token: str) -> int | None:
+        return self._vocab.get(token)
 
-    def id_to_token(self, idx: int) -> str:
-        try:
-            idx = as_token_id(idx)
-            if idx < 0:
-                raise IndexError
-            if idx < len(self._id_to_token):
-                return self._id_to_token[idx]
-            token = self._token_after_model(idx, len(self._id_to_token))
-            if token is None:
-                raise IndexError
-            return token
-        except (IndexError, TypeError):
-            raise ValueError(f"id {idx!r} is not in the vocabulary (0..{self.vocab_size - 1})") from None
+    def _model_id_to_token(self, idx: int) -> str:
+        return self._id_to_token[idx]
 
     # ---- encoding -------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:

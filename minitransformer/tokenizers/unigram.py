@@ -165,9 +165,8 @@ class UnigramTokenizer(Tokenizer):
 
     # ---- vocabulary -------------------------------------------------------------------------
     @property
-    def vocab_size(self) -> int:
-        """The model's pieces and the tokens added after them."""
-        return len(self.pieces) + len(self._tokens_after_model)
+    def _model_size(self) -> int:
+        return len(self.pieces)
 
     @property
     def vocab(self) -> dict[str, int]:
@@ -175,18 +174,11 @@ class UnigramTokenizer(Tokenizer):
         Tokens added after them are not in it; ``token_to_id`` finds those too."""
         return self.piece_to_id
 
-    def token_to_id(self, token: str) -> int | None:
-        idx = self.piece_to_id.get(token)
-        return idx if idx is not None else self._ids_after_model.get(token)
+    def _model_token_to_id(self, token: str) -> int | None:
+        return self.piece_to_id.get(token)
 
-    def id_to_token(self, idx: int) -> str:
-        idx = as_token_id(idx)
-        if 0 <= idx < len(self.pieces):
-            return self.pieces[idx][0]
-        token = self._token_after_model(idx, len(self.pieces))
-        if token is None:
-            raise ValueError(f"id {idx} is out of range for a vocabulary of {self.vocab_size}")
-        return token
+    def _model_id_to_token(self, idx: int) -> str:
+        return self.pieces[idx][0]
 
     def _vocabulary_changed(self) -> None:
         super()._vocabulary_changed()

@@ -212,22 +212,14 @@ class WordPieceTokenizer(Tokenizer):
 
     # ---- vocabulary -------------------------------------------------------------------------
     @property
-    def vocab_size(self) -> int:
-        """The model's pieces and the tokens added after them."""
-        return len(self.vocab) + len(self._tokens_after_model)
+    def _model_size(self) -> int:
+        return len(self.id_to_piece)
 
-    def token_to_id(self, token: str) -> int | None:
-        idx = self.vocab.get(token)
-        return idx if idx is not None else self._ids_after_model.get(token)
+    def _model_token_to_id(self, token: str) -> int | None:
+        return self.vocab.get(token)
 
-    def id_to_token(self, idx: int) -> str:
-        idx = as_token_id(idx)
-        if 0 <= idx < len(self.id_to_piece):
-            return self.id_to_piece[idx]
-        token = self._token_after_model(idx, len(self.id_to_piece))
-        if token is None:
-            raise ValueError(f"id {idx} is out of range for a vocabulary of {self.vocab_size}")
-        return token
+    def _model_id_to_token(self, idx: int) -> str:
+        return self.id_to_piece[idx]
 
     def _vocabulary_changed(self) -> None:
         super()._vocabulary_changed()

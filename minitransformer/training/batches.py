@@ -242,8 +242,9 @@ class Objective(ABC):
     def sample(self, model: nn.Module, device: torch.device) -> str:
         return ""
 
-    def check_sizes(self) -> None:  # noqa: B027 (optional hook: most objectives have nothing to check)
-        """ValueError if the corpus is too small for one example of either split."""
+    def check_sizes(self, advice: str = "; give a larger corpus or a smaller --seq-len") -> None:  # noqa: B027
+        """ValueError if the corpus is too small for one example of either split; ``advice`` ends the
+        message where a shorter sequence would help. (An optional hook: most objectives have nothing to check.)"""
 
 
 def _pair(total: torch.Tensor, count) -> torch.Tensor:
@@ -267,13 +268,12 @@ class CausalLMObjective(Objective):
         return GPTConfig(**{"vocab_size": self.tokenizer.vocab_size, "max_seq_len": self.cfg.seq_len,
                             "eos_token_id": eos, **self.cfg.model})
 
-    def check_sizes(self) -> None:
+    def check_sizes(self, advice: str = "; give a larger corpus or a smaller --seq-len") -> None:
         need = self.cfg.seq_len + 1
         for name, split in self.data.items():
             if len(split) < need:
                 raise ValueError(f"the corpus is too small: its {name} split has {len(split)} tokens, fewer than "
-                                 f"one context window of seq_len + 1 = {need}; give a larger corpus or a "
-                                 "smaller --seq-len")
+                                 f"one context window of seq_len + 1 = {need}{advice}")
 
     def batch(self, split: int, step: int, micro: int, rows: slice) -> dict[str, torch.Tensor]:
         tokens = self.data["train" if split == TRAIN else "val"].tokens
@@ -343,7 +343,7 @@ class MaskedLMObjective(Objective):
         return BertConfig(**{"vocab_size": self.tokenizer.vocab_size, "max_seq_len": self.cfg.seq_len,
                              "pad_token_id": self.pad_id, **self.cfg.model})
 
-    def check_sizes(self) -> None:
+    def check_sizes(self, advice: str = "; give a larger corpus or a smaller --seq-len") -> None:
         for name, docs in self._documents.items():
             n_docs = sum(1 for d in docs if any(d))
             if n_docs < 2:
@@ -352,7 +352,7 @@ class MaskedLMObjective(Objective):
             n_tokens = sum(len(s) for d in docs for s in d)
             if n_tokens < self.cfg.seq_len:
                 raise ValueError(f"the corpus is too small: its {name} split has {n_tokens} tokens, fewer than "
-                                 f"one sequence of seq_len = {self.cfg.seq_len}")
+                                 f"one sequence of seq_len = {self.cfg.seq_len}{advice}")
 
     def _pairs(self, split: int, epoch: int) -> list:
         """The (shuffled) NSP pairs of one epoch of a split; cached, the last few kept."""
@@ -499,12 +499,11 @@ class SpanCorruptionObjective(Objective):
                            "eos_token_id": self.eos_id, "decoder_start_token_id": self.pad_id,
                            "max_seq_len": max(self.cfg.seq_len, self.targets_length), **self.cfg.model})
 
-    def check_sizes(self) -> None:
+    def check_sizes(self, advice: str = "; give a larger corpus or a smaller --seq-len") -> None:
         for name, split in self.data.items():
             if len(split) < self.tokens_length:
                 raise ValueError(f"the corpus is too small: its {name} split has {len(split)} tokens, fewer than "
-                                 f"one example of {self.tokens_length} tokens (seq_len={self.cfg.seq_len}); give a "
-                                 "larger corpus or a smaller --seq-len")
+                                 f"one example of {self.tokens_length} tokens (seq_len={self.cfg.seq_len}){advice}")
 
     def batch(self, split, step, micro, rows):
         from minitransformer.data.span_corruption import span_corruption

@@ -85,7 +85,7 @@ def comparability(runs: list[RunSummary]) -> list[str]:
     if len({r.tokenizer_sha256 for r in runs}) > 1:
         problems.append(f"their tokenizers differ ({', '.join(r.config.tokenizer for r in runs)}): "
                         "a loss per token measures different units")
-    if first.family == "bert" and len({(r.config.mlm_probability,) for r in runs}) > 1:
+    if first.family == "bert" and len({r.config.mlm_probability for r in runs}) > 1:
         problems.append("their masking rate differs (mlm_probability)")
     if first.family == "t5" and len({(r.config.noise_density, r.config.mean_noise_span_length) for r in runs}) > 1:
         problems.append("their span corruption differs (noise density or mean span length)")

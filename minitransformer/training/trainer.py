@@ -659,13 +659,13 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
             raise ValueError(f"the run's tokenizer cannot encode {corpus}: {e}") from None
         data = {"val": split}  # what evaluation reads
     objective = make_objective(cfg, data, tokenizer)
-    try:
+    if corpus is None:
         objective.check_sizes()
-    except ValueError as e:
-        if corpus is None:
-            raise
-        detail = str(e).split("; give ")[0]  # (the advice that follows is for pretraining)
-        raise ValueError(f"{corpus} is too small to score with this run ({detail})") from None
+    else:
+        try:
+            objective.check_sizes(advice="")  # (a shorter --seq-len is advice for pretraining, not here)
+        except ValueError as e:
+            raise ValueError(f"{corpus} is too small to score with this run ({e})") from None
     dev = next(model.parameters()).device
     amp = resolve_dtype(dtype, dev)
 
