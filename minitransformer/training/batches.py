@@ -195,6 +195,35 @@ def build_tokenizer(cfg: TrainConfig, splits: dict[str, list[str]]):
                                   backend="python")
 
 
+def init_tokenizer(cfg: TrainConfig, splits: dict[str, list]):
+    """The tokenizer of a run that starts from ``cfg.init_from``: that folder's ``tokenizer.json`` (or
+    ``cfg.tokenizer`` if it names a file), with the characters of the run's data it cannot write
+    added as tokens. Returns (tokenizer, the characters added)."""
+    from pathlib import Path
+
+    from minitransformer.training.config import TOKENIZER_KINDS
+
+    if not Path(cfg.init_from).is_dir():
+        raise FileNotFoundError(f"the starting model's folder {cfg.init_from} does not exist (give a run folder or "
+                                "a saved model's folder)")
+    from minitransformer.interop.files import read_config_json
+
+    family = read_config_json(cfg.init_from).get("family", cfg.family)  # (a Hugging Face folder names none)
+    if family != cfg.family:
+        raise ValueError(f"{cfg.init_from} holds a {family} model; this run trains a {cfg.family}")
+    path = Path(cfg.init_from) / "tokenizer.json" if cfg.tokenizer in TOKENIZER_KINDS else Path(cfg.tokenizer)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: a run that starts from {cfg.init_from} needs the tokenizer its "
+                                "model was trained with (give --tokenizer path/to/tokenizer.json)")
+    import dataclasses
+
+    tokenizer = build_tokenizer(dataclasses.replace(cfg, tokenizer=str(path), vocab_size=None), splits)
+    missing = unknown_characters(tokenizer, split_texts(cfg, splits))
+    if missing:
+        tokenizer.add_tokens(missing)
+    return tokenizer, missing
+
+
 def required_special_tokens(cfg: TrainConfig) -> list[str]:
     if cfg.family == "bert":
         return ["[PAD]", "[CLS]", "[SEP]", "[MASK]"]
@@ -241,6 +270,14 @@ class Objective(ABC):
 
     def sample(self, model: nn.Module, device: torch.device) -> str:
         return ""
+
+    def eval_batch_count(self, requested: int) -> int:
+        """How many validation batches an evaluation runs: ``eval_batches``, unless the split ends sooner."""
+        return requested
+
+    def notes(self) -> list[str]:
+        """Things about the data a user should know before training (printed at the start of a run)."""
+        return []
 
     def check_sizes(self, advice: str = "; give a larger corpus or a smaller --seq-len") -> None:  # noqa: B027
         """ValueError if the corpus is too small for one example of either split; ``advice`` ends the
@@ -560,16 +597,216 @@ class SpanCorruptionObjective(Objective):
                 f"predicted: {dec(out[0, 1:].tolist())}")
 
 
+class TextToTextObjective(Objective):
+    """T5 fine-tuning: write the target text given the input text (Raffel et al. 2020 §2.4).
+
+    The same model and loss as span corruption, other data: each example is an (input, target)
+    pair from a file or a built-in task (``minitransformer.data.pairs``), the input cut to
+    ``seq_len`` tokens and the target to ``target_len`` (each ending in ``</s>``), padded to the
+    longest in the batch. Training draws examples in epochs: one shuffled pass over the pairs after
+    another, the order a function of ``(seed, epoch)``. Validation goes through the validation
+    pairs in order (at most ``eval_batches`` batches) and also *generates* each answer greedily:
+    exact match, and for the built-in SQL task execution accuracy (the predicted query returns the
+    gold query's rows, ``sql_task.execution_match``).
+    """
+
+    family = "t5"
+    reports_perplexity = True
+
+    def __init__(self, cfg, data, tokenizer) -> None:
+        super().__init__(cfg, data, tokenizer)
+        self.pad_id = tokenizer.token_to_id("<pad>")
+        self.eos_id = tokenizer.token_to_id("</s>")
+        if self.pad_id is None or self.eos_id is None:
+            raise ValueError("the tokenizer lacks T5's special tokens <pad> and </s>")
+        # each example is a "document" of two pieces, the input's ids and the target's
+        self._examples = {name: split.document_sentences() for name, split in data.items()}
+        self.database = None
+        if cfg.corpus == "sql":
+            from minitransformer.data.sql_task import make_database
+
+            self.database = make_database()  # the database the built-in task's questions are about
+
+    def model_config(self):
+        from minitransformer.models.config import T5Config
+
+        return T5Config(**{"vocab_size": self.tokenizer.vocab_size, "pad_token_id": self.pad_id,
+                           "eos_token_id": self.eos_id, "decoder_start_token_id": self.pad_id,
+                           "max_seq_len": max(self.cfg.seq_len, self.cfg.target_len), **self.cfg.model})
+
+    def check_sizes(self, advice: str = "") -> None:
+        for name, examples in self._examples.items():
+            if not examples:
+                raise ValueError(f"the {name} split holds no examples")
+
+    def eval_batch_count(self, requested: int) -> int:
+        """Validation stops at the end of the validation pairs (the last batch may be partly empty)."""
+        return min(requested, math.ceil(len(self._examples.get("val", [])) / self.cfg.batch_size))
+
+    def notes(self) -> list[str]:
+        """Examples cut to fit ``seq_len`` / ``target_len`` (a cut target cannot be answered exactly)."""
+        out = []
+        for name, examples in self._examples.items():
+            for side, limit, flag in ((0, self.cfg.seq_len, "--seq-len"), (1, self.cfg.target_len, "--target-len")):
+                lengths = [len(e[side]) + 1 for e in examples]  # + </s>
+                cut = sum(n > limit for n in lengths)
+                if cut:
+                    out.append(f"{cut} of {len(examples)} {name} {('inputs', 'targets')[side]} are longer than "
+                               f"{flag} {limit} tokens (the longest: {max(lengths)}) and are cut; raise {flag} to keep them whole")
+        return out
+
+    def _example(self, split: int, position: int) -> tuple[list[int], list[int]]:
+        """Training: the ``position``-th example of the stream of shuffled epochs. Validation: example ``position``."""
+        examples = self._examples["train" if split == TRAIN else "val"]
+        n = len(examples)
+        if split == TRAIN:
+            epoch, index = divmod(position, n)
+            if getattr(self, "_epoch", None) != epoch:  # one permutation per epoch, kept while it lasts
+                self._epoch, self._order = epoch, torch.randperm(n, generator=make_generator(self.cfg.seed, epoch, 13))
+            position = int(self._order[index])
+        source, target = examples[position]
+        return source[: self.cfg.seq_len - 1] + [self.eos_id], target[: self.cfg.target_len - 1] + [self.eos_id]
+
+    def batch(self, split, step, micro, rows):
+        B = self.cfg.batch_size
+        if split == TRAIN:
+            first = (step * self.cfg.grad_accum + micro) * B
+            examples = [self._example(TRAIN, first + i) for i in range(B)]
+            real = [True] * B
+        else:  # rows past the last validation example repeat it, with no targets and no weight
+            n_val = len(self._examples["val"])
+            positions = [step * B + i for i in range(B)]
+            real = [p < n_val for p in positions]
+            positions = [min(p, n_val - 1) for p in positions]
+            examples = [self._example(VAL, p) for p in positions]
+        S = max(len(s) for s, _ in examples)
+        T = max(len(t) for _, t in examples)
+        input_ids = torch.full((B, S), self.pad_id, dtype=torch.long)      # (B, S)
+        attention_mask = torch.zeros((B, S), dtype=torch.long)
+        labels = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)        # (B, T)
+        for row, ((source, target), is_real) in enumerate(zip(examples, real, strict=True)):
+            input_ids[row, :len(source)] = torch.tensor(source)
+            attention_mask[row, :len(source)] = 1
+            if is_real:
+                labels[row, :len(target)] = torch.tensor(target)
+        out = {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": labels[rows],
+               "real": torch.tensor(real)[rows]}
+        if split != TRAIN:  # which validation example each row is (its whole target, even if cut above)
+            out["example"] = torch.tensor(positions)[rows]
+        # Targets differ in length, so each process's mean loss covers another number of tokens:
+        # weighted by its share of the micro-batch's target tokens (as BERT's MLM loss), DDP's
+        # average of the processes' gradients is the gradient of the whole micro-batch's mean.
+        n_all, n_here = int((labels != IGNORE_INDEX).sum()), int((out["labels"] != IGNORE_INDEX).sum())
+        out["weight"] = torch.tensor(n_here * (B / out["labels"].shape[0]) / n_all if n_all else 1.0)
+        out["tokens"] = torch.tensor(int(attention_mask.sum()) + n_all)  # the micro-batch's real tokens, all processes
+        return out
+
+    def loss(self, model, batch):
+        out = model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        return out.loss * batch["weight"]  # weight: 1.0 in a single process
+
+    def _answers(self, model, batch) -> list[list[int]]:
+        """Greedy answers to the batch's inputs, as ids up to (not including) ``</s>``."""
+        out = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
+                             max_new_tokens=self.cfg.target_len)
+        answers = []
+        for row in out[:, 1:].tolist():  # without the decoder's start token
+            answers.append(row[: row.index(self.eos_id)] if self.eos_id in row else row)
+        return answers
+
+    def eval_sums(self, model, batch):
+        labels = batch["labels"]
+        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
+        selected = labels != IGNORE_INDEX
+        total = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                ignore_index=IGNORE_INDEX, reduction="sum")
+        n = int(selected.sum())
+        correct = (logits.argmax(-1)[selected] == labels[selected]).sum()
+        sums = {"loss": _pair(total, n), "token_accuracy": _pair(correct, n)}
+        real = batch["real"].tolist()
+        answers = self._answers(model, batch)
+        exact = executed = 0
+        for answer, example, is_real in zip(answers, batch["example"].tolist(), real, strict=True):
+            if not is_real:
+                continue
+            gold = self._examples["val"][example][1]  # the whole target: a cut one is never matched
+            predicted_text = self.tokenizer.decode(answer, skip_special_tokens=True)
+            gold_text = self.tokenizer.decode(gold, skip_special_tokens=True)
+            exact += predicted_text == gold_text
+            if self.database is not None:
+                from minitransformer.data.sql_task import execution_match
+
+                executed += execution_match(predicted_text, gold_text, self.database)
+        sums["exact_match"] = _pair(torch.tensor(float(exact)), sum(real))
+        if self.database is not None:
+            sums["execution_accuracy"] = _pair(torch.tensor(float(executed)), sum(real))
+        return sums
+
+    def sample(self, model, device):
+        batch = {k: v.to(device) for k, v in self.batch(VAL, 0, 0, slice(0, 1)).items()}
+        answer = self._answers(model, batch)[0]
+
+        def text(ids: list[int]) -> str:
+            return self.tokenizer.decode(ids, skip_special_tokens=True).replace("\n", "⏎ ")
+
+        source = [t for t in batch["input_ids"][0].tolist() if t != self.pad_id]
+        target = [t for t in batch["labels"][0].tolist() if t != IGNORE_INDEX]
+        return f"input:     {text(source)}\ntarget:    {text(target)}\npredicted: {text(answer)}"
+
+
 OBJECTIVES = {"gpt": CausalLMObjective, "bert": MaskedLMObjective, "t5": SpanCorruptionObjective}
 
 
 def make_objective(cfg: TrainConfig, data: dict[str, TokenSplit], tokenizer) -> Objective:
+    if cfg.task == "text-to-text":
+        return TextToTextObjective(cfg, data, tokenizer)
     return OBJECTIVES[cfg.family](cfg, data, tokenizer)
 
 
-def documents_for_cache(cfg: TrainConfig, splits: dict[str, list[str]]) -> dict[str, list[list[str]]]:
-    """What the token cache stores per split: sentences per document for BERT, whole texts otherwise."""
+def corpus_splits(cfg: TrainConfig) -> dict[str, list]:
+    """The run's training and validation data: texts (``split_corpus``), or for text-to-text
+    fine-tuning (input, target) pairs (``minitransformer.data.pairs``)."""
+    if cfg.task == "text-to-text":
+        from minitransformer.data.pairs import pair_splits
+
+        return pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)
+    return split_corpus(cfg.corpus, cfg.val_fraction)
+
+
+def split_texts(cfg: TrainConfig, splits: dict[str, list]) -> list[str]:
+    """Every text of ``splits`` (both sides of each pair), e.g. to look for characters a tokenizer lacks."""
+    if cfg.task == "text-to-text":
+        return [t for pairs in splits.values() for p in pairs for t in (p.source, p.target)]
+    return [t for texts in splits.values() for t in texts]
+
+
+def documents_for_cache(cfg: TrainConfig, splits: dict[str, list]) -> dict[str, list[list[str]]]:
+    """What the token cache stores per split: sentences per document for BERT, the two sides of each
+    pair for text-to-text, whole texts otherwise."""
+    if cfg.task == "text-to-text":
+        return {name: [[p.source, p.target] for p in pairs] for name, pairs in splits.items()}
     if cfg.family == "bert":
         return {name: sentence_documents(texts, cfg.corpus) for name, texts in splits.items()}
     return {name: [[t] for t in texts if t] for name, texts in splits.items()}
+
+
+def unknown_characters(tokenizer, texts: Sequence[str]) -> list[str]:
+    """The characters of ``texts`` (other than whitespace) that ``tokenizer`` cannot write: encoded
+    alone, they give its unknown token, or an error (a character tokenizer without one)."""
+    unk = getattr(tokenizer, "unk_id", None)
+    if unk is None and getattr(tokenizer, "unk_token", None) is not None:
+        unk = tokenizer.token_to_id(tokenizer.unk_token)
+    chars = set().union(*map(set, texts)) if texts else set()
+    missing = []
+    for c in sorted(chars):
+        if c.isspace():
+            continue
+        try:
+            ids = tokenizer.encode(c)
+        except ValueError:
+            missing.append(c)
+            continue
+        if unk is not None and unk in ids:
+            missing.append(c)
+    return missing
 

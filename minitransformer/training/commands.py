@@ -55,39 +55,54 @@ def default_run_dir(family: str, preset_name: str, resume: bool) -> Path:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The run's ``TrainConfig``: the preset, then every flag that was given."""
+    """The run's ``TrainConfig``: the preset, then every flag that was given (``pretrain`` or ``finetune``)."""
     from minitransformer.training.presets import DEFAULT_PRESET, preset
 
-    vocab_size = args.vocab_size
+    finetune = args.command == "finetune"
+    init_from = args.init_from
+    vocab_size = getattr(args, "vocab_size", None)
     if args.tokenizer not in (None, "char", "bpe", "wordpiece", "unigram") and vocab_size is not None:
         raise ValueError(f"--vocab-size does not apply to --tokenizer {args.tokenizer}: a tokenizer file brings "
                          "its own vocabulary")
-    if args.tokenizer is not None and args.tokenizer not in ("bpe", "wordpiece", "unigram") and vocab_size is None:
+    if init_from is not None:
+        if args.tokenizer in ("char", "bpe", "wordpiece", "unigram") or vocab_size is not None:
+            raise ValueError(f"a run that starts from {init_from} keeps its tokenizer: --tokenizer takes only a "
+                             "tokenizer.json file here (that model's, with tokens added), and --vocab-size nothing")
+        vocab_size = 0  # the starting model's tokenizer decides
+    elif args.tokenizer is not None and args.tokenizer not in ("bpe", "wordpiece", "unigram") and vocab_size is None:
         vocab_size = 0  # a char vocabulary or a tokenizer file decides its own size: drop the preset's
-    model = {k: v for k, v in (("d_model", args.d_model), ("n_layers", args.n_layers), ("n_heads", args.n_heads),
-                               ("dropout", args.dropout)) if v is not None}
-    return preset(
-        args.family, args.preset or DEFAULT_PRESET, model=model or None, corpus=args.corpus, tokenizer=args.tokenizer,
+    shape = {k: v for k, v in (("d_model", getattr(args, "d_model", None)), ("n_layers", getattr(args, "n_layers", None)),
+                               ("n_heads", getattr(args, "n_heads", None))) if v is not None}
+    if init_from is not None and shape:
+        raise ValueError(f"--{next(iter(shape)).replace('_', '-')} cannot change a model that starts from {init_from} "
+                         "(its shape is that model's); only --dropout can")
+    model = {**shape, **({"dropout": args.dropout} if args.dropout is not None else {})}
+    cfg = preset(
+        args.family, args.preset or DEFAULT_PRESET, finetune=finetune, model=model or None,
+        corpus=args.data if finetune else args.corpus, val_corpus=getattr(args, "val_data", None),
+        target_len=getattr(args, "target_len", None), init_from=init_from, tokenizer=args.tokenizer,
         vocab_size=vocab_size, seq_len=args.seq_len, batch_size=args.batch_size, grad_accum=args.grad_accum,
         max_steps=args.max_steps, lr=args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps,
         lr_decay_steps=args.lr_decay_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
         eval_every=args.eval_every, eval_batches=args.eval_batches, log_every=args.log_every,
         save_every=args.save_every, keep_last=args.keep_last, sample_every=args.sample_every,
-        sample_tokens=args.sample_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
+        sample_tokens=getattr(args, "sample_tokens", None), seed=args.seed, device=args.device, dtype=args.dtype,
         compile=True if args.compile else None, progress=False if args.no_progress else None, threads=args.threads,
     )
+    if init_from is not None:
+        cfg.model = model  # the starting model's shape, not the preset's: only the flags given
+    return cfg
 
 
-def cmd_pretrain(args: argparse.Namespace) -> int:
+def _train_and_report(args: argparse.Namespace, cfg, run_dir: Path, prompt: str) -> int:
+    """Run ``cfg`` into ``run_dir`` and print where everything is (only the main process prints)."""
     from minitransformer.training.trainer import TrainingDiverged, train
 
-    cfg = config_from_args(args)
-    run_dir = Path(args.out) if args.out else default_run_dir(args.family, cfg.preset, args.resume)
     try:
         result = train(cfg, run_dir, resume=args.resume)
     except TrainingDiverged as e:
         if int(os.environ.get("RANK", "0")) == 0:
-            print(f"minitransformer pretrain: stopped: {e}", file=sys.stderr)
+            print(f"minitransformer {args.command}: stopped: {e}", file=sys.stderr)
         return 3
     if not result.is_main:
         return 0
@@ -96,10 +111,26 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in val.items())
         print(f"done: step {result.step}, validation {shown}")
     print(f"run folder: {run_dir}  (loss curve: {run_dir / 'loss.png'}, metrics: {run_dir / 'metrics.jsonl'})")
-    # GPT continues a prompt; BERT and T5 fill in what the prompt leaves out.
-    prompt = {"gpt": "ROMEO.", "bert": "To be or [MASK] to be", "t5": "To be or <extra_id_0> to be"}[cfg.family]
     print(f"try: minitransformer generate --run {shlex.quote(str(run_dir))} --prompt {shlex.quote(prompt)}")
     return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(args.family, cfg.preset, args.resume)
+    # GPT continues a prompt; BERT and T5 fill in what the prompt leaves out.
+    prompt = {"gpt": "ROMEO.", "bert": "To be or [MASK] to be", "t5": "To be or <extra_id_0> to be"}[cfg.family]
+    return _train_and_report(args, cfg, run_dir, prompt)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from minitransformer.data.pairs import pair_splits
+
+    cfg = config_from_args(args)
+    name = args.data if args.data in ("sql", "translation") else Path(args.data).stem
+    run_dir = Path(args.out) if args.out else default_run_dir(args.family, name, args.resume)
+    val = pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)["val"]  # read again by the trainer: cheap
+    return _train_and_report(args, cfg, run_dir, val[0].source)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -140,6 +171,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
                        top_p=args.top_p, do_sample=not args.greedy and args.temperature > 0, generator=g,
                        streamer=stream, sliding_window=True)
         print()
+        return 0
+    if family == "t5" and cfg.task == "text-to-text":  # a fine-tuned T5 answers its input
+        if not prompt_ids:
+            raise ValueError("--prompt is empty; give an input like those the run was fine-tuned on")
+        if len(prompt_ids) + 1 > cfg.seq_len:  # as in fine-tuning: the first seq_len - 1 tokens, then </s>
+            print(f"note: the prompt is {len(prompt_ids) + 1} tokens with </s>; the run was fine-tuned on inputs cut "
+                  f"to {cfg.seq_len}, so it reads the first {cfg.seq_len - 1} and </s>", file=sys.stderr)
+            prompt_ids = prompt_ids[: cfg.seq_len - 1]
+        ids = torch.tensor([prompt_ids + [model.config.eos_token_id]], dtype=torch.long, device=device)
+        out = model.generate(ids, max_new_tokens=min(args.max_new_tokens, cfg.target_len), num_beams=args.num_beams)
+        print(tokenizer.decode(out[0, 1:].tolist(), skip_special_tokens=True))
         return 0
     if family == "t5":
         if not prompt_ids:
@@ -214,17 +256,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``pretrain``, ``generate`` and ``eval`` to the ``minitransformer`` command line."""
-    p = subparsers.add_parser(
-        "pretrain", help="pretrain a GPT, BERT or T5 on the embedded Shakespeare or your text",
-        description="Pretrain a model. Presets: tiny (seconds), cpu (minutes, the default), gpu; every flag "
-                    "overrides one setting. Distributed: torchrun --nproc_per_node=N -m minitransformer pretrain ...")
-    p.add_argument("family", choices=FAMILIES)
-    p.add_argument("--preset", default=None, help="tiny | cpu (default) | gpu (gpt also: nanogpt-cpu)")
-    p.add_argument("--corpus", default=None,
-                   help="'shakespeare' (embedded, default), a UTF-8 .txt file, a folder of .txt files or a glob")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<family>-<preset>, never reused)")
+def _add_run_flags(p: argparse.ArgumentParser, default_out: str) -> None:
+    """The flags ``pretrain`` and ``finetune`` share: where the run goes, how long and how fast it trains."""
+    p.add_argument("--out", default=None, help=f"run folder (default: {default_out}, never reused)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--max-steps", type=_nonnegative_int, default=None)
     p.add_argument("--seed", type=int, default=None)
@@ -234,10 +268,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None, choices=DTYPES,
                    help="auto (bfloat16 on CUDA, float32 elsewhere) | float32 | bfloat16 | float16 (CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps, slow start)")
-    p.add_argument("--tokenizer", default=None, help="char | bpe | wordpiece | unigram | path/to/tokenizer.json")
-    p.add_argument("--vocab-size", type=_positive_int, default=None, help="for a trained bpe/wordpiece/unigram")
-    p.add_argument("--seq-len", type=_positive_int, default=None,
-                   help="context length (GPT), pair length (BERT), encoder input length (T5)")
     p.add_argument("--batch-size", type=_positive_int, default=None, help="sequences per micro-batch (all processes)")
     p.add_argument("--grad-accum", type=_positive_int, default=None, help="micro-batches per optimizer step")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
@@ -250,18 +280,62 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-batches", type=_positive_int, default=None)
     p.add_argument("--log-every", type=_positive_int, default=None)
     p.add_argument("--sample-every", type=_nonnegative_int, default=None, help="0: only at the end")
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (default: the preset's; the cpu preset uses 1, robust on a busy "
+                        "machine; 2 is faster on an idle 2-core one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and samples still print)")
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pretrain``, ``generate`` and ``eval`` to the ``minitransformer`` command line."""
+    p = subparsers.add_parser(
+        "pretrain", help="pretrain a GPT, BERT or T5 on the embedded Shakespeare or your text",
+        description="Pretrain a model. Presets: tiny (seconds), cpu (minutes, the default), gpu; every flag "
+                    "overrides one setting. Distributed: torchrun --nproc_per_node=N -m minitransformer pretrain ...")
+    p.add_argument("family", choices=FAMILIES)
+    p.add_argument("--preset", default=None, help="tiny | cpu (default) | gpu (gpt also: nanogpt-cpu)")
+    p.add_argument("--corpus", default=None,
+                   help="'shakespeare' (embedded, default), a UTF-8 .txt file, a folder of .txt files or a glob")
+    p.add_argument("--init-from", default=None, metavar="FOLDER",
+                   help="start from this trained model (a run folder, or a saved model's folder) and its tokenizer "
+                        "instead of random weights: continued pretraining on --corpus")
+    p.add_argument("--tokenizer", default=None, help="char | bpe | wordpiece | unigram | path/to/tokenizer.json")
+    p.add_argument("--vocab-size", type=_positive_int, default=None, help="for a trained bpe/wordpiece/unigram")
+    p.add_argument("--seq-len", type=_positive_int, default=None,
+                   help="context length (GPT), pair length (BERT), encoder input length (T5)")
     p.add_argument("--sample-tokens", type=_nonnegative_int, default=None,
                    help="tokens per sample (GPT: new tokens; T5: at most the span-corruption target length; "
                         "BERT's samples fill in [MASK]s and do not use it)")
     p.add_argument("--d-model", type=_positive_int, default=None)
     p.add_argument("--n-layers", type=_positive_int, default=None)
     p.add_argument("--n-heads", type=_positive_int, default=None)
-    p.add_argument("--dropout", type=float, default=None)
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="CPU threads for torch (default: the preset's; the cpu preset uses 1, robust on a busy "
-                        "machine; 2 is faster on an idle 2-core one)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and samples still print)")
+    _add_run_flags(p, "runs/<family>-<preset>")
     p.set_defaults(func=cmd_pretrain)
+
+    f = subparsers.add_parser(
+        "finetune", help="fine-tune a trained T5 on (input, target) text pairs: a file or a built-in task",
+        description="Fine-tune a trained model on text pairs (text-to-text, Raffel et al. 2020 §2.4), from a run "
+                    "folder or a saved model's folder. Validation also generates every answer: exact match (and, "
+                    "for the built-in sql task, execution accuracy). Presets: tiny, cpu (default), gpu.")
+    f.add_argument("family", choices=("t5",))
+    f.add_argument("--from", dest="init_from", required=True, metavar="FOLDER",
+                   help="the trained model to start from: a run folder of `minitransformer pretrain t5`, or a saved "
+                        "model's folder (ours or a local Hugging Face T5) with its tokenizer.json")
+    f.add_argument("--data", required=True,
+                   help="'sql' or 'translation' (built in), or a .jsonl file of {\"input\": ..., \"target\": ...} "
+                        "lines, or a .tsv file of input<TAB>target lines")
+    f.add_argument("--val-data", default=None,
+                   help="validation pairs, in the same formats (default: about a tenth of --data, chosen by a "
+                        "hash of each input)")
+    f.add_argument("--preset", default=None, help="tiny | cpu (default) | gpu")
+    f.add_argument("--tokenizer", default=None,
+                   help="a tokenizer.json to use instead of the starting folder's (that one with tokens added)")
+    f.add_argument("--seq-len", type=_positive_int, default=None, help="longest input in tokens (longer ones are cut)")
+    f.add_argument("--target-len", type=_positive_int, default=None,
+                   help="longest target in tokens, </s> included (longer ones are cut)")
+    _add_run_flags(f, "runs/<family>-<data>")
+    f.set_defaults(func=cmd_finetune)
 
     g = subparsers.add_parser("generate", help="continue a prompt with a trained run (GPT streams tokens; "
                                                "T5 fills <extra_id_N> spans; BERT fills [MASK])")

@@ -17,6 +17,7 @@ from minitransformer.checks import check_int, check_number
 from minitransformer.tokenizers.base import MAX_VOCAB_SIZE
 
 FAMILIES = ("gpt", "bert", "t5")
+TASKS = ("pretrain", "text-to-text")
 TOKENIZER_KINDS = ("char", "bpe", "wordpiece", "unigram")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MAX_THREADS = 1024  # beyond this, thread pools fail in ways that are not errors (a crash, not a message)
@@ -60,6 +61,12 @@ class TrainConfig:
     mean_noise_span_length: float = 3.0  # T5
     n_sentinels: int = 100              # T5 sentinel tokens added to a trained tokenizer
 
+    # starting point and fine-tuning (``minitransformer finetune``)
+    task: str = "pretrain"              # "pretrain": the family's objective on `corpus` | "text-to-text": pairs
+    init_from: str | None = None        # start from this folder's weights and tokenizer (a run or model folder)
+    val_corpus: str | None = None       # text-to-text: a validation pairs file (None: part of `corpus`)
+    target_len: int = 64                # text-to-text: the longest target in tokens, </s> included
+
     # evaluation, logging, checkpoints, samples
     eval_every: int = 250
     eval_batches: int = 20
@@ -86,7 +93,14 @@ class TrainConfig:
         """ValueError naming the setting and what is allowed."""
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
-        for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "eval_every", "eval_batches", "log_every",
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "text-to-text" and self.family != "t5":
+            raise ValueError(f"text-to-text fine-tuning is built for t5 (an encoder-decoder), not {self.family}")
+        if self.val_corpus is not None and self.task != "text-to-text":
+            raise ValueError("val_corpus applies to text-to-text fine-tuning; pretraining validates on the "
+                             "tail of its corpus (val_fraction)")
+        for name in ("seq_len", "target_len", "batch_size", "grad_accum", "max_steps", "eval_every", "eval_batches", "log_every",
                      "save_every", "keep_last"):
             check_int(name, getattr(self, name), 1)
         for name in ("warmup_steps", "sample_tokens", "n_sentinels"):

@@ -75,6 +75,24 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Fine-tuning (``minitransformer finetune``): the model and its tokenizer come from the starting
+# folder, so these are only the data lengths and the optimization. A lower peak learning rate than
+# pretraining's: the weights are already good and should move less.
+FINETUNE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "t5": {
+        "tiny": dict(seq_len=48, target_len=48, batch_size=8, max_steps=20, lr=1e-3, min_lr=1e-4, warmup_steps=2,
+                     weight_decay=0.0, eval_every=10, eval_batches=2, log_every=5, save_every=10,
+                     measure_mfu=False),
+        # the built-in SQL task from a `pretrain t5` run: ~600 steps, a few minutes on two cores
+        "cpu": dict(seq_len=64, target_len=64, threads=1, batch_size=32, max_steps=600, lr=1e-3, min_lr=1e-4,
+                    warmup_steps=50, beta2=0.99, weight_decay=0.0, eval_every=100, eval_batches=10, log_every=10,
+                    save_every=200),
+        "gpu": dict(seq_len=256, target_len=128, batch_size=128, max_steps=3000, lr=5e-4, min_lr=5e-5,
+                    warmup_steps=100, beta2=0.99, weight_decay=0.0, eval_every=250, eval_batches=20, log_every=20,
+                    save_every=1000),
+    },
+}
+
 DEFAULT_PRESET = "cpu"
 
 
@@ -84,16 +102,23 @@ def preset_names(family: str) -> list[str]:
     return list(PRESETS[family])
 
 
-def preset(family: str, name: str = DEFAULT_PRESET, **overrides: Any) -> TrainConfig:
+def preset(family: str, name: str = DEFAULT_PRESET, finetune: bool = False, **overrides: Any) -> TrainConfig:
     """The ``TrainConfig`` of a preset, with ``overrides`` (None values are ignored).
 
     ``model`` overrides are merged into the preset's model fields rather than replacing them;
     ``vocab_size=0`` removes the preset's vocabulary size (for a char tokenizer or a tokenizer file).
+    ``finetune=True``: a text-to-text fine-tuning preset (``FINETUNE_PRESETS``) instead.
     """
+    table = FINETUNE_PRESETS if finetune else PRESETS
     names = preset_names(family)
-    if name not in PRESETS[family]:
-        raise ValueError(f"unknown {family} preset {name!r}; available: {', '.join(names)}")
-    settings: dict[str, Any] = {"family": family, "preset": name, **PRESETS[family][name]}
+    if finetune and family not in FINETUNE_PRESETS:
+        raise ValueError(f"text-to-text fine-tuning is built for {', '.join(FINETUNE_PRESETS)}, not {family}")
+    if name not in table[family]:
+        raise ValueError(f"unknown {family} {'fine-tuning ' if finetune else ''}preset {name!r}; "
+                         f"available: {', '.join(table[family] if finetune else names)}")
+    settings: dict[str, Any] = {"family": family, "preset": name, **table[family][name]}
+    if finetune:
+        settings["task"] = "text-to-text"
     settings["model"] = dict(settings.get("model", {}))
     for key, value in overrides.items():
         if value is None:

@@ -130,8 +130,8 @@ def seed_from(*keys: int) -> int:
     return int(make_generator(*keys).initial_seed())
 
 
-def build_model(family: str, config) -> nn.Module:
-    """A fresh model of ``family`` for ``config`` (the families' classes, imported on demand)."""
+def model_class(family: str) -> type[nn.Module]:
+    """The model class of ``family`` (imported on demand)."""
     if family == "gpt":
         from minitransformer.models.gpt import GPT as cls
     elif family == "bert":
@@ -140,7 +140,48 @@ def build_model(family: str, config) -> nn.Module:
         from minitransformer.models.t5 import T5 as cls
     else:
         raise ValueError(f"unknown family {family!r}")
-    return cls(config)
+    return cls
+
+
+def build_model(family: str, config) -> nn.Module:
+    """A fresh model of ``family`` for ``config``."""
+    return model_class(family)(config)
+
+
+def load_init_model(cfg: TrainConfig, folder: str | os.PathLike) -> nn.Module:
+    """The trained model a run starts from (``cfg.init_from``, or on resume its latest checkpoint).
+
+    Any folder ``from_pretrained`` reads: a run folder, a checkpoint, a ``save_pretrained`` folder or
+    a local Hugging Face folder of the family's kind.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"the starting model's folder {folder} does not exist (give a run folder or a saved "
+                                "model's folder)")
+    try:
+        return model_class(cfg.family).from_pretrained(folder)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{folder} holds no {cfg.family} model we can read ({e})") from None
+
+
+def fit_init_config(cfg: TrainConfig, config, vocab_size: int):
+    """The config of a model started from ``config``'s weights: the run's ``model`` settings that do
+    not change a weight's shape (dropout) applied, the vocabulary grown to the tokenizer's, and for T5
+    (relative positions, no table) the longest input raised to the run's lengths."""
+    shaping = sorted(set(cfg.model) - {"dropout"})
+    if shaping:
+        raise ValueError(f"--init-from takes the model's shape from {cfg.init_from}; only --dropout may change "
+                         f"(got {', '.join(shaping)})")
+    changes: dict[str, Any] = dict(cfg.model)
+    if vocab_size > config.vocab_size:
+        changes["vocab_size"] = vocab_size  # the tokenizer has tokens the model lacks: grown rows
+    longest = max(cfg.seq_len, cfg.target_len) if cfg.family == "t5" else cfg.seq_len
+    if cfg.family == "t5":
+        changes["max_seq_len"] = max(config.max_seq_len, longest)
+    elif longest > config.max_seq_len:  # learned position tables cannot grow
+        raise ValueError(f"--seq-len {cfg.seq_len} is longer than the model in {cfg.init_from} reads "
+                         f"(max_seq_len={config.max_seq_len}); give --seq-len {config.max_seq_len} or less")
+    return dataclasses.replace(config, **changes)
 
 
 def model_flops_per_token(family: str, config, n_params: int, seq_len: int) -> int:
@@ -294,9 +335,14 @@ class Trainer:
         per_rank = cfg.batch_size // self.dist.world_size
         self.rows = slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
 
-        from minitransformer.training.batches import build_tokenizer, documents_for_cache, split_corpus
+        from minitransformer.training.batches import (
+            build_tokenizer,
+            corpus_splits,
+            documents_for_cache,
+            init_tokenizer,
+        )
 
-        splits = split_corpus(cfg.corpus, cfg.val_fraction)  # bad path / empty / not UTF-8: errors here
+        splits = corpus_splits(cfg)  # bad path / empty / not UTF-8 / a broken pairs file: errors here
         error: Exception | None = None
         made_dir = None  # True/False once rank 0 has made a fresh run folder (and whether it made the folder)
         if self.dist.is_main:  # rank 0 checks and prepares the folder, tokenizer and token cache
@@ -310,6 +356,13 @@ class Trainer:
                 tok_path = self.run_dir / ckpt.TOKENIZER_NAME
                 if latest is not None and not tok_path.is_file():
                     ckpt.atomic_link_or_copy(latest / ckpt.TOKENIZER_NAME, tok_path)
+                elif not tok_path.is_file() and cfg.init_from is not None:  # the starting model's tokenizer
+                    tokenizer, added = init_tokenizer(cfg, splits)
+                    if added:
+                        self.say(f"added {len(added)} characters the tokenizer of {cfg.init_from} cannot write: "
+                                 f"{' '.join(added[:40])}{' ...' if len(added) > 40 else ''} (new vocabulary size "
+                                 f"{tokenizer.vocab_size}; their embeddings start at the mean of the others)")
+                    tokenizer.save(tok_path)
                 elif not tok_path.is_file():  # a fresh run (or one stopped before it saved anything)
                     if cfg.tokenizer in ("bpe", "wordpiece", "unigram"):
                         self.say(f"training a {cfg.tokenizer} tokenizer ({cfg.vocab_size} tokens) on the training text")
@@ -332,13 +385,19 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # the same initial weights on every process, every time
         try:
-            self.model = build_model(cfg.family, self.model_config).to(self.device)
+            model = build_model(cfg.family, self.model_config)
         except (RuntimeError, MemoryError) as e:  # e.g. a --d-model far too large for this machine
             if made_dir is not None:
                 self._remove_fresh_run_dir(made_dir)
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ValueError(f"could not build the {cfg.family} model on {self.device} ({first}); "
                              "is it too large for this machine's memory?") from None
+        if self._init_model is not None:  # start from trained weights (on resume the checkpoint's replace them)
+            if self.model_config.vocab_size > self._init_model.config.vocab_size:
+                self._init_model.resize_token_embeddings(self.model_config.vocab_size)
+            model.load_state_dict(self._init_model.state_dict())
+            self._init_model = None
+        self.model = model.to(self.device)
         self.model.train()
         from minitransformer.optim import make_adamw
 
@@ -347,6 +406,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.metrics = MetricsLog(self.run_dir, enabled=self.dist.is_main)
         self.step, self.best_val_loss = 0, float("inf")
+        self.tokens_seen = 0  # training tokens so far, all processes
         self.best_saved_loss = float("inf")  # of the checkpoints written: step 0's evaluation is never one
         self.last_val: dict[str, float] = {}
         self.last_eval_step = -1
@@ -354,6 +414,7 @@ class Trainer:
         if latest is not None:
             state, _ = ckpt.load_checkpoint(latest, self.model, self.optimizer)
             self.step = int(state["step"])
+            self.tokens_seen = int(state.get("tokens_seen", self.step * cfg.tokens_per_step))
             self.best_val_loss = float(state.get("best_val_loss", float("inf")))
             self.best_saved_loss = float(state.get("best_saved_loss", self.best_val_loss))
             self.last_val = state.get("last_val", {})
@@ -404,6 +465,13 @@ class Trainer:
                                    self.tokenizer_json, must_match=must_match)
         self.objective: Objective = make_objective(self.cfg, data, self.tokenizer)
         self.objective.check_sizes()
+        self._init_model = None
+        if self.cfg.init_from is not None:
+            latest = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
+            start = load_init_model(self.cfg, latest if latest is not None else self.cfg.init_from)
+            self.model_config = fit_init_config(self.cfg, start.config, self.tokenizer.vocab_size)
+            self._init_model = start if latest is None else None  # a checkpoint brings its own weights
+            return
         try:
             self.model_config = self.objective.model_config()
         except TypeError as e:  # a model setting the family's config does not have
@@ -426,8 +494,12 @@ class Trainer:
             group["lr"] = lr
         torch.manual_seed(seed_from(cfg.seed, self.step, self.dist.rank, 3))  # dropout: a function of the step
         loss_sum = torch.zeros((), device=self.device)
+        self.step_tokens = 0
         for micro in range(cfg.grad_accum):
-            batch = self._to_device(self.objective.batch(TRAIN, self.step, micro, self.rows))
+            batch = self.objective.batch(TRAIN, self.step, micro, self.rows)
+            # tokens of the micro-batch over all processes: an objective with padding counts its real ones
+            self.step_tokens += int(batch.pop("tokens", cfg.batch_size * cfg.seq_len))
+            batch = self._to_device(batch)
             last = micro == cfg.grad_accum - 1
             with maybe_no_sync(self.train_model, sync=last):  # all-reduce only on the last micro-step
                 with self.autocast():
@@ -454,11 +526,13 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        self.tokens_seen += self.step_tokens
         return mean_loss, float(grad_norm)
 
     def evaluate(self) -> dict[str, float]:
         """Validation metrics over ``eval_batches`` fixed batches (the same ones every time)."""
-        return evaluate_objective(self.objective, self.model, self.compiled, self.cfg.eval_batches, self.rows,
+        return evaluate_objective(self.objective, self.model, self.compiled,
+                                  self.objective.eval_batch_count(self.cfg.eval_batches), self.rows,
                                   self.device, self.autocast, self.dist)
 
     @torch.no_grad()
@@ -487,6 +561,7 @@ class Trainer:
             # so is the data: batch (step, micro-step) is drawn from a generator seeded by (seed, step, micro-step)
             "data_position": {"next_step": self.step, "seed": cfg.seed, "samples_seen": self.step * cfg.batch_size
                               * cfg.grad_accum},
+            "tokens_seen": self.tokens_seen,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
         if self.dist.is_main:
@@ -529,6 +604,8 @@ class Trainer:
             self.say(f"{cfg.family} ({cfg.preset}): {self.n_params / 1e6:.2f}M parameters, vocabulary "
                      f"{self.tokenizer.vocab_size}, {len(self.objective.data['train']):,} training tokens; "
                      f"{where}, {precision}; run folder {self.run_dir}")
+            for note in self.objective.notes():
+                self.say(f"note: {note}")
             if self.step:
                 self.say(f"resuming at step {self.step}")
             if self.step >= cfg.max_steps:
@@ -545,7 +622,6 @@ class Trainer:
 
         self.bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.dist.is_main),
                         desc=f"{cfg.family} pretraining", unit="step", dynamic_ncols=True)
-        tokens_per_step = cfg.tokens_per_step
         interval_tokens, interval_time = 0, 0.0
         rate, train_seconds = 0.0, 0.0
         try:
@@ -554,16 +630,16 @@ class Trainer:
                 loss, grad_norm = self.train_step()
                 dt = time.perf_counter() - t0
                 train_seconds += dt
-                interval_tokens += tokens_per_step
+                interval_tokens += self.step_tokens
                 interval_time += dt
-                rate = tokens_per_step / dt if rate == 0 else 0.9 * rate + 0.1 * tokens_per_step / dt
+                rate = self.step_tokens / dt if rate == 0 else 0.9 * rate + 0.1 * self.step_tokens / dt
                 self.bar.update(1)
                 self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
                 done = self.step == cfg.max_steps
                 if self.step % cfg.log_every == 0 or done:
                     event: dict[str, Any] = {"step": self.step, "split": "train", "loss": loss,
                                              "lr": lr_at(self.step - 1, cfg), "grad_norm": grad_norm,
-                                             "tokens": self.step * tokens_per_step,
+                                             "tokens": self.tokens_seen,
                                              "tokens_per_s": interval_tokens / max(interval_time, 1e-9)}
                     if self.peak_flops:
                         from minitransformer.flops import mfu
@@ -633,9 +709,9 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
     """
     from minitransformer.training.batches import (
         corpus_documents,
+        corpus_splits,
         documents_for_cache,
         make_objective,
-        split_corpus,
     )
     from minitransformer.training.tokens import fast_encoder, load_or_build_cache, tokenize_documents
 
@@ -644,16 +720,21 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
     if not (run_dir / RUN_NAME).is_file():
         raise ValueError(f"{run_dir} has a model but no {RUN_NAME}: it was not written by `minitransformer pretrain`")
     if corpus is None:
-        splits = split_corpus(cfg.corpus, cfg.val_fraction)
+        splits = corpus_splits(cfg)
         # must_match: a corpus file edited since training is an error, not a new cache written over the run's
         data = load_or_build_cache(run_dir / DATA_DIR, documents_for_cache(cfg, splits), tokenizer,
                                    (run_dir / ckpt.TOKENIZER_NAME).read_text(encoding="utf-8"), must_match=True)
     else:
         cfg = dataclasses.replace(cfg, corpus=corpus)  # the corpus also decides how BERT cuts documents
-        texts = corpus_documents(corpus)
+        if cfg.task == "text-to-text":  # all pairs of the file (of a built-in task: its held-out ones)
+            from minitransformer.data.pairs import BUILTIN_TASKS, builtin_task, read_pairs
+
+            texts = builtin_task(corpus)[1] if corpus in BUILTIN_TASKS else read_pairs(corpus)
+        else:
+            texts = corpus_documents(corpus)
         documents = documents_for_cache(cfg, {"val": texts})["val"]
         try:
-            encode = fast_encoder(tokenizer, probe=texts[0][:4000])
+            encode = fast_encoder(tokenizer, probe="\n".join(documents[0] if documents else [])[:4000])
             split = tokenize_documents(documents, encode, tokenizer.vocab_size)
         except ValueError as e:  # e.g. a character the run's character tokenizer never saw
             raise ValueError(f"the run's tokenizer cannot encode {corpus}: {e}") from None
@@ -672,6 +753,7 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
     def autocast() -> contextlib.AbstractContextManager:
         return torch.autocast(device_type=dev.type, dtype=amp) if amp is not None else contextlib.nullcontext()
 
-    metrics = evaluate_objective(objective, model, model, batches or cfg.eval_batches, slice(None), dev, autocast)
+    metrics = evaluate_objective(objective, model, model, objective.eval_batch_count(batches or cfg.eval_batches),
+                                 slice(None), dev, autocast)
     model.eval()
     return metrics

@@ -1,0 +1,244 @@
+"""Starting from a trained model: `minitransformer finetune t5` (text pairs) and `pretrain --init-from`.
+
+What a learner should be able to rely on: the run really starts from the trained weights (new
+tokens get new rows, the rest is unchanged); every validation example is scored once, answers
+included; the loss is the mean over target tokens however the rows are split among processes; a
+resumed fine-tuning run is the same run; bad inputs are one line and leave nothing behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from minitransformer import cli
+from minitransformer.models.t5 import T5
+from minitransformer.tokenizers import CharTokenizer, UnigramTokenizer, load_tokenizer
+from minitransformer.training import preset
+from minitransformer.training.batches import IGNORE_INDEX, TRAIN, VAL, unknown_characters
+from minitransformer.training.metrics import read_metrics
+from minitransformer.training.trainer import Trainer
+
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in argv])
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def write_pairs(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(json.dumps({"input": s, "target": t}) + "\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+# a task the embedded corpus's characters can write, and digits it cannot (they must be added)
+WORDS = "the king queen lord lady good night sweet prince love war peace".split()
+REVERSE = [(f"reverse: {' '.join(WORDS[(i + j) % 11] for j in range(3))} {i}",
+            f"{i} {' '.join(WORDS[(i + j) % 11] for j in reversed(range(3)))}") for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny pretraining runs on the embedded corpus, made through the command line on first use."""
+    root = tmp_path_factory.mktemp("start")
+    made: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in made:
+            code, _, err = run_cli("pretrain", family, "--preset", "tiny", "--out", root / family, "--no-progress")
+            assert code == 0, err
+            made[family] = root / family
+        return made[family]
+
+    return get
+
+
+def finetune(start: Path, out: Path, *extra) -> tuple[int, str, str]:
+    return run_cli("finetune", "t5", "--from", start, "--preset", "tiny", "--out", out, "--no-progress", *extra)
+
+
+def test_finetune_on_the_sql_task_end_to_end(runs, tmp_path):
+    start = runs("t5")
+    code, out, err = finetune(start, tmp_path / "sql", "--data", "sql", "--max-steps", "10")
+    assert code == 0, err
+    assert "done: step 10" in out and "added 14 characters" in out  # ( ) * 0 4-9 < = > _ are not in Shakespeare
+    val = [e for e in read_metrics(tmp_path / "sql") if e["split"] == "val"]
+    assert [e["step"] for e in val] == [0, 10]
+    for e in val:
+        assert 0.0 <= e["exact_match"] <= 1.0 and 0.0 <= e["execution_accuracy"] <= 1.0
+    assert val[-1]["loss"] < val[0]["loss"]
+
+    before, after = load_tokenizer(start / "tokenizer.json"), load_tokenizer(tmp_path / "sql" / "tokenizer.json")
+    assert after.vocab_size == before.vocab_size + 14
+    assert unknown_characters(after, ["SELECT COUNT(*) FROM t WHERE a_b >= 1987"]) == []
+    weights = load_file(str(tmp_path / "sql" / "model.safetensors"))
+    assert weights["shared.weight"].shape[0] == after.vocab_size
+
+    # the suggested command works, and eval gives back the last validation metrics
+    prompt = out.split("--prompt ", 1)[1].strip().strip("'")
+    code, answer, err = run_cli("generate", "--run", tmp_path / "sql", "--prompt", prompt)
+    assert code == 0, err
+    code, shown, err = run_cli("eval", "--run", tmp_path / "sql", "--json")
+    assert code == 0, err
+    metrics = json.loads(shown)
+    for name in ("loss", "exact_match", "execution_accuracy"):
+        assert metrics[name] == pytest.approx(val[-1][name], abs=1e-5)
+
+
+def test_the_run_starts_from_the_trained_weights_and_new_rows_are_the_mean(runs, tmp_path):
+    start = runs("t5")
+    cfg = preset("t5", "tiny", finetune=True, corpus="sql", init_from=str(start), progress=False, plot=False,
+                 measure_mfu=False)
+    trainer = Trainer(cfg, tmp_path / "ft", say=quiet)
+    trainer.setup()
+    trained = T5.from_pretrained(start).state_dict()
+    now = trainer.model.state_dict()
+    assert now.keys() == trained.keys()
+    n_old = trained["shared.weight"].shape[0]
+    for name, value in trained.items():
+        if name == "shared.weight":
+            assert torch.equal(now[name][:n_old], value)
+            new_rows = now[name][n_old:]
+            assert new_rows.shape[0] == 14
+            torch.testing.assert_close(new_rows, value.mean(0).expand_as(new_rows))
+        else:
+            assert torch.equal(now[name], value), name
+
+
+def small_pairs_run(tmp_path: Path, runs, **overrides) -> Trainer:
+    train = write_pairs(tmp_path / "train.jsonl", REVERSE[:8])
+    val = write_pairs(tmp_path / "val.jsonl", REVERSE[30:35])
+    settings = dict(corpus=str(train), val_corpus=str(val), init_from=str(runs("t5")), batch_size=4,
+                    progress=False, plot=False, measure_mfu=False)
+    trainer = Trainer(preset("t5", "tiny", finetune=True, **{**settings, **overrides}), tmp_path / "ft", say=quiet)
+    trainer.setup()
+    return trainer
+
+
+def test_batches_cover_each_example_once(runs, tmp_path):
+    trainer = small_pairs_run(tmp_path, runs)
+    objective, tok = trainer.objective, trainer.tokenizer
+    eos, pad = tok.token_to_id("</s>"), tok.token_to_id("<pad>")
+
+    def texts(batch, rows) -> list[tuple[str, str]]:
+        out = []
+        for r in rows:
+            source = [t for t in batch["input_ids"][r].tolist() if t != pad]
+            target = [t for t in batch["labels"][r].tolist() if t != IGNORE_INDEX]
+            assert source[-1] == eos and target[-1] == eos  # both sides end in </s>
+            assert batch["attention_mask"][r].tolist() == [1] * len(source) + [0] * (batch["input_ids"].shape[1]
+                                                                                    - len(source))
+            out.append((tok.decode(source[:-1]), tok.decode(target[:-1])))
+        return out
+
+    # validation: 5 examples in order in two batches of 4; the 3 rows after the last have no targets
+    assert objective.eval_batch_count(20) == 2
+    first, second = objective.batch(VAL, 0, 0, slice(None)), objective.batch(VAL, 1, 0, slice(None))
+    assert second["real"].tolist() == [True, False, False, False]
+    assert (second["labels"][1:] == IGNORE_INDEX).all()
+    assert texts(first, range(4)) + texts(second, range(1)) == REVERSE[30:35]
+    # training: the first epoch (two batches of 4) is the 8 training pairs, each once, shuffled
+    seen = texts(objective.batch(TRAIN, 0, 0, slice(None)), range(4)) + texts(objective.batch(TRAIN, 1, 0, slice(None)), range(4))
+    assert sorted(seen) == sorted(REVERSE[:8]) and seen != REVERSE[:8]
+
+
+def test_split_rows_weighted_by_their_targets_give_the_whole_batch_loss(runs, tmp_path):
+    """What makes two DDP processes one run: each slice's mean loss times its weight, averaged over
+    the slices, is the mean over all target tokens of the micro-batch (targets differ in length)."""
+    trainer = small_pairs_run(tmp_path, runs)
+    objective, model = trainer.objective, trainer.model.eval()
+    whole = objective.loss(model, objective.batch(TRAIN, 0, 0, slice(None)))
+    halves = [objective.loss(model, objective.batch(TRAIN, 0, 0, rows)) for rows in (slice(0, 2), slice(2, 4))]
+    lengths = [(objective.batch(TRAIN, 0, 0, rows)["labels"] != IGNORE_INDEX).sum() for rows in (slice(0, 2), slice(2, 4))]
+    assert lengths[0] != lengths[1]  # the test means something only if the halves differ
+    torch.testing.assert_close(sum(halves) / 2, whole)
+
+
+def test_a_resumed_finetuning_run_logs_the_same_losses(runs, tmp_path):
+    common = ("--data", write_pairs(tmp_path / "train.jsonl", REVERSE), "--eval-every", "2", "--save-every", "2",
+              "--log-every", "1", "--lr-decay-steps", "6", "--dropout", "0.1")
+    assert finetune(runs("t5"), tmp_path / "whole", *common, "--max-steps", "6")[0] == 0
+    assert finetune(runs("t5"), tmp_path / "parts", *common, "--max-steps", "4")[0] == 0
+    code, out, err = finetune(runs("t5"), tmp_path / "parts", *common, "--max-steps", "6", "--resume")
+    assert code == 0, err
+    assert "resuming at step" in out and "added" not in out  # the run's own tokenizer, not made again
+
+    def losses(run):
+        return [(e["step"], e["split"], e["loss"]) for e in read_metrics(tmp_path / run)]
+
+    assert losses("parts") == losses("whole")
+
+
+def test_a_pairs_file_of_your_own_then_eval_on_another(runs, tmp_path):
+    data = write_pairs(tmp_path / "train.jsonl", REVERSE[:30])
+    other = tmp_path / "other.tsv"
+    other.write_text("".join(f"{s}\t{t}\n" for s, t in REVERSE[30:]), encoding="utf-8")
+    code, out, err = finetune(runs("t5"), tmp_path / "rev", "--data", data, "--max-steps", "4")
+    assert code == 0, err
+    before = sorted(p.name for p in (tmp_path / "rev").rglob("*"))
+    code, shown, err = run_cli("eval", "--run", tmp_path / "rev", "--corpus", other, "--json")
+    assert code == 0, err
+    assert 0.0 <= json.loads(shown)["exact_match"] <= 1.0 and "execution_accuracy" not in json.loads(shown)
+    assert sorted(p.name for p in (tmp_path / "rev").rglob("*")) == before  # eval wrote nothing
+    code, _, err = run_cli("generate", "--run", tmp_path / "rev", "--prompt", "reverse: the good king 7",
+                           "--num-beams", "2")
+    assert code == 0, err
+
+
+def test_pretraining_can_continue_from_a_run_on_new_text(runs, tmp_path):
+    start = runs("gpt")
+    corpus = tmp_path / "new.txt"
+    corpus.write_text("Ünïcode text with glyphs: € and ½.\n" * 300, encoding="utf-8")
+    code, out, err = run_cli("pretrain", "gpt", "--preset", "tiny", "--init-from", start, "--corpus", corpus,
+                             "--out", tmp_path / "more", "--no-progress", "--max-steps", "4")
+    assert code == 0, err
+    assert "added 4 characters" in out and "½ Ü ï €" in out
+    old, new = load_file(str(start / "model.safetensors")), load_file(str(tmp_path / "more" / "model.safetensors"))
+    assert new["tok_emb.weight"].shape[0] == old["tok_emb.weight"].shape[0] + 4
+    assert json.loads((tmp_path / "more" / "run.json").read_text())["config"]["init_from"] == str(start)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (("finetune", "t5", "--from", "{missing}", "--data", "sql"), "does not exist"),
+    (("finetune", "t5", "--from", "{gpt}", "--data", "sql"), "holds a gpt model; this run trains a t5"),
+    (("finetune", "t5", "--from", "{t5}", "--data", "{broken}"), "line 2: not JSON"),
+    (("finetune", "t5", "--from", "{t5}", "--data", "sql", "--tokenizer", "bpe"), "keeps its tokenizer"),
+    (("finetune", "t5", "--from", "{t5}", "--data", "sql", "--val-data", "{broken}"), "brings its own validation"),
+    (("pretrain", "gpt", "--init-from", "{gpt}", "--d-model", "64"), "--d-model cannot change"),
+    (("pretrain", "gpt", "--init-from", "{gpt}", "--seq-len", "1000"), "max_seq_len=32"),
+    (("finetune", "gpt", "--from", "{gpt}", "--data", "sql"), "invalid choice"),
+    (("finetune", "t5", "--data", "sql"), "--from"),
+])
+def test_bad_starts_are_one_line_and_leave_nothing(runs, tmp_path, argv, needle):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"input": "a", "target": "b"}\n{oops\n', encoding="utf-8")
+    names = {"missing": tmp_path / "nothing", "broken": broken}
+    argv = [a.format(**names, gpt=runs("gpt") if "{gpt}" in a else "", t5=runs("t5") if "{t5}" in a else "")
+            if isinstance(a, str) and "{" in a else a for a in argv]
+    code, out, err = run_cli(*argv, "--preset", "tiny", "--out", tmp_path / "out", "--no-progress")
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 or err.startswith("usage:")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_characters_of_each_kind_of_tokenizer():
+    char = CharTokenizer.train(["abc"])
+    assert unknown_characters(char, ["a b\tc\n", "cab€d"]) == ["d", "€"]
+    unigram = UnigramTokenizer.train(["hello world"] * 20, vocab_size=12, special_tokens=["<pad>", "<unk>"],
+                                     unk_token="<unk>", backend="python")
+    assert unknown_characters(unigram, ["hello = world"]) == ["="]
+    assert unknown_characters(unigram, []) == []
