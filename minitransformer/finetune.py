@@ -25,11 +25,53 @@ from torch import nn
 from minitransformer.checks import check_int, check_number, check_texts
 from minitransformer.embedding_search import mean_pool
 from minitransformer.models.bert import Bert
+from minitransformer.models.config import BertConfig
 from minitransformer.models.heads import ClassificationHead
 from minitransformer.optim import make_adamw
 from minitransformer.tokenizers.base import Tokenizer, pad_sequences
 
 POOLINGS = ("cls", "mean")
+
+
+@dataclass
+class ClassifierConfig:
+    """What a saved ``SequenceClassifier`` is: its encoder's ``BertConfig``, the names of its classes
+    (class i is ``labels[i]``), the pooling and the head's dropout. ``config.json`` of a classifier's
+    folder holds ``to_dict()`` (with ``"task": "classify"``, so it is never read as a plain BERT)."""
+
+    encoder: BertConfig
+    labels: list[str]
+    pooling: str = "cls"
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoder, BertConfig):
+            raise TypeError(f"encoder must be a BertConfig, got {type(self.encoder).__name__}")
+        if (not isinstance(self.labels, list) or len(self.labels) < 2 or len(set(self.labels)) != len(self.labels)
+                or not all(isinstance(x, str) for x in self.labels)):
+            raise ValueError(f"labels must be a list of at least 2 different class names, got {self.labels!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(map(repr, POOLINGS))}, got {self.pooling!r}")
+        check_number("dropout", self.dropout, 0, 1, high_open=True)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.encoder.vocab_size
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.encoder.max_seq_len
+
+    def to_dict(self) -> dict:
+        return {"task": "classify", "labels": list(self.labels), "pooling": self.pooling, "dropout": self.dropout,
+                "encoder": self.encoder.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClassifierConfig:
+        if not isinstance(data, dict) or data.get("task") != "classify" or not isinstance(data.get("encoder"), dict):
+            raise ValueError("not a classifier's config (it needs \"task\": \"classify\" and an \"encoder\")")
+        return cls(BertConfig.from_dict(data["encoder"]), list(data.get("labels", [])), data.get("pooling", "cls"),
+                   data.get("dropout", 0.1))
 
 
 @dataclass
@@ -60,6 +102,14 @@ class SequenceClassifier(nn.Module):
         self.head = ClassificationHead(encoder.config.d_model, n_classes, dropout)
         nn.init.normal_(self.head.classifier.weight, std=0.02)
         nn.init.zeros_(self.head.classifier.bias)
+
+    @classmethod
+    def from_config(cls, config: ClassifierConfig) -> SequenceClassifier:
+        """A fresh classifier (random weights) for ``config``: ``Bert(config.encoder)`` and a head per class.
+        ``model.config`` is then ``config`` (the class names with it)."""
+        model = cls(Bert(config.encoder), len(config.labels), config.dropout, config.pooling)
+        model.config = config
+        return model
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> ClassifierOutput:

@@ -289,5 +289,9 @@ else:
 #   on the selected positions.
 # - A trained encoder's mean-pooled states make good sentence vectors: similarity and search are a
 #   dot product away.
+# - Fine-tuning puts one linear layer on the pooled `[CLS]` vector and trains everything a little:
+#   `minitransformer finetune bert --from minilm --data plays` (or `--from` your `pretrain bert` run,
+#   `--data` your `{"text": ..., "label": ...}` lines), then `minitransformer generate --run ... --prompt
+#   "O Romeo, Romeo"` names the likeliest classes.
 #
 # Next: `05_t5.py` — an encoder *and* a decoder, and every task written as text to text.

@@ -244,6 +244,15 @@ save(fig, "text_to_sql")
 # is about letters, but the model sees subword pieces, and must learn how each piece is spelled
 # from examples alone: the same reason large language models stumble on spelling games.
 #
+# From the command line, the same recipe with the training loop of `minitransformer pretrain`
+# (checkpoints, `--resume`, a loss plot, exact match and execution accuracy at every evaluation):
+#
+# ```bash
+# minitransformer pretrain t5 --out runs/t5
+# minitransformer finetune t5 --from runs/t5 --data sql --out runs/t5-sql     # or --data my_pairs.jsonl
+# minitransformer generate --run runs/t5-sql --prompt "translate English to SQL: Who works in Sales?"
+# ```
+#
 # ## What to remember
 #
 # - T5 = encoder (bidirectional, like BERT) + decoder (causal, like GPT) + cross-attention from every

@@ -1,14 +1,18 @@
-"""Text-to-text examples from a file, or from one of the built-in tasks, for fine-tuning.
+"""Fine-tuning examples from a file, or from one of the built-in tasks.
 
-A fine-tuning set is a list of (input, target) pairs (``TextPair``): "translate English to SQL:
-Who works in Sales?" -> "SELECT ...". Two file formats, one example per line:
+A fine-tuning set is a list of (input, target) pairs (``TextPair``): for T5 an input text and the
+text to write ("translate English to SQL: Who works in Sales?" -> "SELECT ..."), for a BERT
+classifier a text and its class name ("O Romeo, Romeo" -> "Romeo and Juliet"). Two file formats,
+one example per line:
 
-- ``.jsonl``: ``{"input": "...", "target": "..."}`` (``"source"`` is accepted for ``"input"``);
+- ``.jsonl``: ``{"input": "...", "target": "..."}``; ``"source"`` or ``"text"`` may name the input,
+  ``"label"`` the target (a number is read as its text, "3");
 - ``.tsv``: the input, one tab, the target (neither may hold a tab; use JSON Lines for those).
 
-Two built-in tasks need no file: ``"sql"`` (English questions -> SQL over a small generated
-database, ``sql_task``) and ``"translation"`` (English -> Pig Latin, ``translation_task``); each
-comes with its own held-out split.
+Built-in tasks need no file: ``"sql"`` (English questions -> SQL over a small generated database,
+``sql_task``), ``"translation"`` (English -> Pig Latin, ``translation_task``) and, for
+classification, ``"plays"`` (which play a passage of four spoken lines comes from, ``play_task``);
+each comes with its own held-out split.
 
     splits = pair_splits("my_pairs.jsonl", val_data=None, val_fraction=0.1)   # {"train": [...], "val": [...]}
 """
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from minitransformer.data.tasks import TextPair, is_heldout
 
-BUILTIN_TASKS = ("sql", "translation")
+BUILTIN_TASKS = ("sql", "translation", "plays")
 FORMATS = (".jsonl", ".tsv")
 
 
@@ -54,11 +58,13 @@ def read_pairs(path: str | Path) -> list[TextPair]:
             if not isinstance(item, dict):
                 raise ValueError(f'{where}: expected an object {{"input": ..., "target": ...}}, '
                                  f"got {type(item).__name__}")
-            source = item.get("input", item.get("source"))
-            target = item.get("target")
+            source = next((item[k] for k in ("input", "source", "text") if k in item), None)
+            target = next((item[k] for k in ("target", "label") if k in item), None)
             if source is None or target is None:
-                raise ValueError(f'{where}: an example needs "input" (or "source") and "target"; '
-                                 f"found keys {sorted(item)}")
+                raise ValueError(f'{where}: an example needs "input" (or "source", "text") and "target" (or '
+                                 f'"label"); found keys {sorted(item)}')
+            if isinstance(target, int) and not isinstance(target, bool):
+                target = str(target)  # a class number
         if not isinstance(source, str) or not isinstance(target, str):
             raise ValueError(f"{where}: input and target must be strings")
         if not source.strip() or not target.strip():
@@ -70,7 +76,13 @@ def read_pairs(path: str | Path) -> list[TextPair]:
 
 
 def builtin_task(name: str) -> tuple[list[TextPair], list[TextPair]]:
-    """(train, held-out) pairs of a built-in task: ``"sql"`` or ``"translation"``."""
+    """(train, held-out) pairs of a built-in task: ``"sql"``, ``"translation"`` or ``"plays"``."""
+    if name == "plays":
+        from minitransformer.data.play_task import make_play_classification
+
+        plays = make_play_classification()
+        return ([TextPair(text, plays.labels[c]) for text, c in plays.train],
+                [TextPair(text, plays.labels[c]) for text, c in plays.test])
     if name == "sql":
         from minitransformer.data.sql_task import make_sql_task
 

@@ -218,10 +218,13 @@ def init_tokenizer(cfg: TrainConfig, splits: dict[str, list]):
     import dataclasses
 
     tokenizer = build_tokenizer(dataclasses.replace(cfg, tokenizer=str(path), vocab_size=None), splits)
-    missing = unknown_characters(tokenizer, split_texts(cfg, splits))
-    if missing:
-        tokenizer.add_tokens(missing)
-    return tokenizer, missing
+    added = []
+    for c in unknown_characters(tokenizer, split_texts(cfg, splits)):
+        # one at a time: with a lowercasing normalizer, an added "X" also writes "x" (then not added again)
+        if unknown_characters(tokenizer, [c]):
+            tokenizer.add_tokens([c])
+            added.append(c)
+    return tokenizer, added
 
 
 def required_special_tokens(cfg: TrainConfig) -> list[str]:
@@ -597,15 +600,58 @@ class SpanCorruptionObjective(Objective):
                 f"predicted: {dec(out[0, 1:].tolist())}")
 
 
-class TextToTextObjective(Objective):
+class ExampleObjective(Objective):
+    """What the fine-tuning objectives share: a finite list of examples per split.
+
+    Training draws them in epochs, one shuffled pass after another, the order a function of
+    ``(seed, epoch)``: so the step is still the data position, and ``--resume`` exact. Validation
+    goes through the validation examples once, in one fixed shuffled order (the same for every run, so
+    that the first ``eval_batches`` batches are a fair sample even of a file sorted by class); rows after
+    the last example repeat it and are marked not ``real``, so they count for nothing.
+    """
+
+    def __init__(self, cfg, data, tokenizer) -> None:
+        super().__init__(cfg, data, tokenizer)
+        # each example is a "document" of the cache: its pieces' ids (input, and target for text-to-text)
+        self._examples = {name: split.document_sentences() for name, split in data.items()}
+
+    def check_sizes(self, advice: str = "") -> None:
+        for name, examples in self._examples.items():
+            if not examples:
+                raise ValueError(f"the {name} split holds no examples")
+
+    def eval_batch_count(self, requested: int) -> int:
+        """Validation stops at the end of the validation examples (the last batch may be partly empty)."""
+        return min(requested, math.ceil(len(self._examples.get("val", [])) / self.cfg.batch_size))
+
+    def positions(self, split: int, step: int, micro: int) -> tuple[list[int], list[bool]]:
+        """Which examples (indices into the split) make the global micro-batch, and which rows are real."""
+        B = self.cfg.batch_size
+        if split != TRAIN:
+            n_val = len(self._examples["val"])
+            if getattr(self, "_val_order", None) is None:  # one fixed shuffle (not --seed's): any first part of it
+                self._val_order = torch.randperm(n_val, generator=make_generator(VAL, 17)).tolist()  # is a fair sample
+            wanted = [step * B + i for i in range(B)]
+            return [self._val_order[min(p, n_val - 1)] for p in wanted], [p < n_val for p in wanted]
+        n = len(self._examples["train"])
+        first = (step * self.cfg.grad_accum + micro) * B
+        out = []
+        for position in range(first, first + B):
+            epoch, index = divmod(position, n)
+            if getattr(self, "_epoch", None) != epoch:  # one permutation per epoch, kept while it lasts
+                self._epoch, self._order = epoch, torch.randperm(n, generator=make_generator(self.cfg.seed, epoch, 13))
+            out.append(int(self._order[index]))
+        return out, [True] * B
+
+
+class TextToTextObjective(ExampleObjective):
     """T5 fine-tuning: write the target text given the input text (Raffel et al. 2020 §2.4).
 
     The same model and loss as span corruption, other data: each example is an (input, target)
     pair from a file or a built-in task (``minitransformer.data.pairs``), the input cut to
     ``seq_len`` tokens and the target to ``target_len`` (each ending in ``</s>``), padded to the
-    longest in the batch. Training draws examples in epochs: one shuffled pass over the pairs after
-    another, the order a function of ``(seed, epoch)``. Validation goes through the validation
-    pairs in order (at most ``eval_batches`` batches) and also *generates* each answer greedily:
+    longest in the batch. Training draws examples in epochs (``ExampleObjective``). Validation goes
+    through the validation pairs (at most ``eval_batches`` batches) and also *generates* each answer greedily:
     exact match, and for the built-in SQL task execution accuracy (the predicted query returns the
     gold query's rows, ``sql_task.execution_match``).
     """
@@ -619,8 +665,6 @@ class TextToTextObjective(Objective):
         self.eos_id = tokenizer.token_to_id("</s>")
         if self.pad_id is None or self.eos_id is None:
             raise ValueError("the tokenizer lacks T5's special tokens <pad> and </s>")
-        # each example is a "document" of two pieces, the input's ids and the target's
-        self._examples = {name: split.document_sentences() for name, split in data.items()}
         self.database = None
         if cfg.corpus == "sql":
             from minitransformer.data.sql_task import make_database
@@ -634,15 +678,6 @@ class TextToTextObjective(Objective):
                            "eos_token_id": self.eos_id, "decoder_start_token_id": self.pad_id,
                            "max_seq_len": max(self.cfg.seq_len, self.cfg.target_len), **self.cfg.model})
 
-    def check_sizes(self, advice: str = "") -> None:
-        for name, examples in self._examples.items():
-            if not examples:
-                raise ValueError(f"the {name} split holds no examples")
-
-    def eval_batch_count(self, requested: int) -> int:
-        """Validation stops at the end of the validation pairs (the last batch may be partly empty)."""
-        return min(requested, math.ceil(len(self._examples.get("val", [])) / self.cfg.batch_size))
-
     def notes(self) -> list[str]:
         """Examples cut to fit ``seq_len`` / ``target_len`` (a cut target cannot be answered exactly)."""
         out = []
@@ -655,30 +690,14 @@ class TextToTextObjective(Objective):
                                f"{flag} {limit} tokens (the longest: {max(lengths)}) and are cut; raise {flag} to keep them whole")
         return out
 
-    def _example(self, split: int, position: int) -> tuple[list[int], list[int]]:
-        """Training: the ``position``-th example of the stream of shuffled epochs. Validation: example ``position``."""
-        examples = self._examples["train" if split == TRAIN else "val"]
-        n = len(examples)
-        if split == TRAIN:
-            epoch, index = divmod(position, n)
-            if getattr(self, "_epoch", None) != epoch:  # one permutation per epoch, kept while it lasts
-                self._epoch, self._order = epoch, torch.randperm(n, generator=make_generator(self.cfg.seed, epoch, 13))
-            position = int(self._order[index])
-        source, target = examples[position]
-        return source[: self.cfg.seq_len - 1] + [self.eos_id], target[: self.cfg.target_len - 1] + [self.eos_id]
-
     def batch(self, split, step, micro, rows):
         B = self.cfg.batch_size
-        if split == TRAIN:
-            first = (step * self.cfg.grad_accum + micro) * B
-            examples = [self._example(TRAIN, first + i) for i in range(B)]
-            real = [True] * B
-        else:  # rows past the last validation example repeat it, with no targets and no weight
-            n_val = len(self._examples["val"])
-            positions = [step * B + i for i in range(B)]
-            real = [p < n_val for p in positions]
-            positions = [min(p, n_val - 1) for p in positions]
-            examples = [self._example(VAL, p) for p in positions]
+        positions, real = self.positions(split, step, micro)
+        examples = []
+        for p in positions:  # each side cut to its length, </s> kept
+            source, target = self._examples["train" if split == TRAIN else "val"][p]
+            examples.append((source[: self.cfg.seq_len - 1] + [self.eos_id],
+                             target[: self.cfg.target_len - 1] + [self.eos_id]))
         S = max(len(s) for s, _ in examples)
         T = max(len(t) for _, t in examples)
         input_ids = torch.full((B, S), self.pad_id, dtype=torch.long)      # (B, S)
@@ -754,19 +773,106 @@ class TextToTextObjective(Objective):
         return f"input:     {text(source)}\ntarget:    {text(target)}\npredicted: {text(answer)}"
 
 
+class ClassificationObjective(ExampleObjective):
+    """BERT fine-tuning: which class a text belongs to (Devlin et al. 2019 §4.1).
+
+    Each example is ``[CLS] text [SEP]`` (cut to ``seq_len``) and a class; the model is a
+    ``SequenceClassifier``: the pretrained encoder and one new linear layer on the pooled ``[CLS]``
+    vector (or the mean of the token vectors, for an encoder without a pooler). The classes are the
+    training examples' target names, sorted, unless ``labels`` gives them (a saved classifier's).
+    Validation reports the loss and the accuracy.
+    """
+
+    family = "bert"
+
+    def __init__(self, cfg, data, tokenizer, targets: dict[str, list[str]], labels: list[str] | None = None) -> None:
+        super().__init__(cfg, data, tokenizer)
+        ids = {t: tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]")}
+        missing = [t for t, i in ids.items() if i is None]
+        if missing:
+            raise ValueError(f"the tokenizer lacks BERT's special tokens {', '.join(missing)}")
+        self.pad_id, self.cls_id, self.sep_id = ids["[PAD]"], ids["[CLS]"], ids["[SEP]"]
+        self.labels = sorted(set(targets.get("train", []))) if labels is None else list(labels)
+        index = {name: i for i, name in enumerate(self.labels)}
+        for name, names in targets.items():
+            unknown = sorted(set(names) - set(index))
+            if unknown:
+                raise ValueError(f"the {name} split has classes the classifier does not know: "
+                                 f"{', '.join(map(repr, unknown[:5]))} (it knows {', '.join(map(repr, self.labels[:10]))})")
+        if len(self.labels) < 2:
+            raise ValueError(f"classification needs at least 2 classes in the training data, got {self.labels}")
+        self._classes = {name: [index[t] for t in names] for name, names in targets.items()}
+
+    def model_config(self):
+        raise ValueError("classification fine-tuning starts from a trained BERT: give the folder to start from")
+
+    def notes(self) -> list[str]:
+        out = []
+        for name, examples in self._examples.items():
+            lengths = [len(e[0]) + 2 for e in examples]  # + [CLS] and [SEP]
+            cut = sum(n > self.cfg.seq_len for n in lengths)
+            if cut:
+                out.append(f"{cut} of {len(examples)} {name} texts are longer than --seq-len {self.cfg.seq_len} tokens "
+                           f"(the longest: {max(lengths)}) and are cut")
+        return out
+
+    def batch(self, split, step, micro, rows):
+        B = self.cfg.batch_size
+        name = "train" if split == TRAIN else "val"
+        positions, real = self.positions(split, step, micro)
+        texts = [[self.cls_id, *self._examples[name][p][0][: self.cfg.seq_len - 2], self.sep_id] for p in positions]
+        T = max(map(len, texts))
+        input_ids = torch.full((B, T), self.pad_id, dtype=torch.long)   # (B, T)
+        attention_mask = torch.zeros((B, T), dtype=torch.long)
+        for row, ids in enumerate(texts):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            attention_mask[row, :len(ids)] = 1
+        classes = torch.tensor([self._classes[name][p] for p in positions])  # (B,)
+        # every process holds as many (real) training rows, so each one's plain mean counts alike
+        return {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": classes[rows],
+                "real": torch.tensor(real)[rows], "tokens": torch.tensor(int(attention_mask.sum()))}
+
+    def loss(self, model, batch):
+        return model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+
+    def eval_sums(self, model, batch):
+        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()  # (B, n_classes)
+        real = batch["real"]
+        losses = F.cross_entropy(logits, batch["labels"], reduction="none")[real]
+        correct = (logits.argmax(-1) == batch["labels"])[real]
+        n = int(real.sum())
+        return {"loss": _pair(losses.sum(), n), "accuracy": _pair(correct.sum(), n)}
+
+    def sample(self, model, device):
+        batch = {k: v.to(device) for k, v in self.batch(VAL, 0, 0, slice(0, 1)).items()}
+        probs = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float().softmax(-1)[0]
+        top = probs.topk(min(3, len(self.labels)))
+        guesses = ", ".join(f"{self.labels[int(i)]} ({float(q):.2f})" for q, i in zip(*top, strict=True))
+        text = self.tokenizer.decode([t for t in batch["input_ids"][0].tolist() if t != self.pad_id][1:-1])
+        return f"text:      {text[:300]}\nclass:     {self.labels[int(batch['labels'][0])]}\npredicted: {guesses}"
+
+
 OBJECTIVES = {"gpt": CausalLMObjective, "bert": MaskedLMObjective, "t5": SpanCorruptionObjective}
 
 
-def make_objective(cfg: TrainConfig, data: dict[str, TokenSplit], tokenizer) -> Objective:
+def make_objective(cfg: TrainConfig, data: dict[str, TokenSplit], tokenizer, splits: dict[str, list] | None = None,
+                   labels: list[str] | None = None) -> Objective:
+    """The run's objective. Classification also needs the examples' classes (``splits``: the
+    (text, class name) pairs the token cache was made from) and, for a saved classifier, its ``labels``."""
     if cfg.task == "text-to-text":
         return TextToTextObjective(cfg, data, tokenizer)
+    if cfg.task == "classify":
+        if splits is None:
+            raise ValueError("classification needs the examples' classes (splits)")
+        return ClassificationObjective(cfg, data, tokenizer, {k: [p.target for p in v] for k, v in splits.items()},
+                                       labels)
     return OBJECTIVES[cfg.family](cfg, data, tokenizer)
 
 
 def corpus_splits(cfg: TrainConfig) -> dict[str, list]:
     """The run's training and validation data: texts (``split_corpus``), or for text-to-text
     fine-tuning (input, target) pairs (``minitransformer.data.pairs``)."""
-    if cfg.task == "text-to-text":
+    if cfg.task in ("text-to-text", "classify"):
         from minitransformer.data.pairs import pair_splits
 
         return pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)
@@ -777,6 +883,8 @@ def split_texts(cfg: TrainConfig, splits: dict[str, list]) -> list[str]:
     """Every text of ``splits`` (both sides of each pair), e.g. to look for characters a tokenizer lacks."""
     if cfg.task == "text-to-text":
         return [t for pairs in splits.values() for p in pairs for t in (p.source, p.target)]
+    if cfg.task == "classify":  # the class names are never tokenized
+        return [p.source for pairs in splits.values() for p in pairs]
     return [t for texts in splits.values() for t in texts]
 
 
@@ -785,6 +893,8 @@ def documents_for_cache(cfg: TrainConfig, splits: dict[str, list]) -> dict[str, 
     pair for text-to-text, whole texts otherwise."""
     if cfg.task == "text-to-text":
         return {name: [[p.source, p.target] for p in pairs] for name, pairs in splits.items()}
+    if cfg.task == "classify":
+        return {name: [[p.source] for p in pairs] for name, pairs in splits.items()}
     if cfg.family == "bert":
         return {name: sentence_documents(texts, cfg.corpus) for name, texts in splits.items()}
     return {name: [[t] for t in texts if t] for name, texts in splits.items()}

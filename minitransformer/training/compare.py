@@ -59,7 +59,8 @@ def read_run(run_dir: str | os.PathLike) -> RunSummary:
     config = read_run_config(run_dir)
     tokenizer = run_dir / TOKENIZER_NAME
     if not tokenizer.is_file():
-        raise FileNotFoundError(f"{run_dir} has no {TOKENIZER_NAME}: it was not written by `minitransformer pretrain`")
+        raise FileNotFoundError(f"{run_dir} has no {TOKENIZER_NAME}: it was not written by `minitransformer pretrain` "
+                                "or `finetune`")
     events = read_metrics(run_dir)
 
     def losses(split: str) -> list[tuple[int, float]]:
@@ -78,7 +79,9 @@ def comparability(runs: list[RunSummary]) -> list[str]:
     problems = []
     for what, value in (("family", lambda r: r.config.family), ("corpus", lambda r: r.config.corpus),
                         ("validation fraction", lambda r: r.config.val_fraction),
-                        ("sequence length", lambda r: r.config.seq_len)):
+                        ("sequence length", lambda r: r.config.seq_len), ("task", lambda r: r.config.task),
+                        ("validation pairs", lambda r: r.config.val_corpus),
+                        ("target length", lambda r: r.config.target_len)):
         values = [value(r) for r in runs]
         if len(set(values)) > 1:
             problems.append(f"their {what} differs ({', '.join(map(str, values))})")

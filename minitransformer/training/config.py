@@ -17,7 +17,7 @@ from minitransformer.checks import check_int, check_number
 from minitransformer.tokenizers.base import MAX_VOCAB_SIZE
 
 FAMILIES = ("gpt", "bert", "t5")
-TASKS = ("pretrain", "text-to-text")
+TASKS = ("pretrain", "text-to-text", "classify")
 TOKENIZER_KINDS = ("char", "bpe", "wordpiece", "unigram")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MAX_THREADS = 1024  # beyond this, thread pools fail in ways that are not errors (a crash, not a message)
@@ -62,9 +62,10 @@ class TrainConfig:
     n_sentinels: int = 100              # T5 sentinel tokens added to a trained tokenizer
 
     # starting point and fine-tuning (``minitransformer finetune``)
-    task: str = "pretrain"              # "pretrain": the family's objective on `corpus` | "text-to-text": pairs
+    task: str = "pretrain"              # "pretrain": the family's objective on `corpus` | "text-to-text" (t5)
+                                        # and "classify" (bert): fine-tuning on (input, target) pairs
     init_from: str | None = None        # start from this folder's weights and tokenizer (a run or model folder)
-    val_corpus: str | None = None       # text-to-text: a validation pairs file (None: part of `corpus`)
+    val_corpus: str | None = None       # fine-tuning: a validation pairs file (None: part of `corpus`)
     target_len: int = 64                # text-to-text: the longest target in tokens, </s> included
 
     # evaluation, logging, checkpoints, samples
@@ -97,9 +98,11 @@ class TrainConfig:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.task == "text-to-text" and self.family != "t5":
             raise ValueError(f"text-to-text fine-tuning is built for t5 (an encoder-decoder), not {self.family}")
-        if self.val_corpus is not None and self.task != "text-to-text":
-            raise ValueError("val_corpus applies to text-to-text fine-tuning; pretraining validates on the "
-                             "tail of its corpus (val_fraction)")
+        if self.task == "classify" and self.family != "bert":
+            raise ValueError(f"classification fine-tuning is built for bert (an encoder), not {self.family}")
+        if self.val_corpus is not None and self.task == "pretrain":
+            raise ValueError("val_corpus applies to fine-tuning; pretraining validates on the tail of its corpus "
+                             "(val_fraction)")
         for name in ("seq_len", "target_len", "batch_size", "grad_accum", "max_steps", "eval_every", "eval_batches", "log_every",
                      "save_every", "keep_last"):
             check_int(name, getattr(self, name), 1)

@@ -31,6 +31,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +145,22 @@ def model_class(family: str) -> type[nn.Module]:
 
 
 def build_model(family: str, config) -> nn.Module:
-    """A fresh model of ``family`` for ``config``."""
+    """A fresh model of ``family`` for ``config`` (a ``ClassifierConfig``: a BERT ``SequenceClassifier``)."""
+    from minitransformer.finetune import ClassifierConfig, SequenceClassifier
+
+    if isinstance(config, ClassifierConfig):
+        return SequenceClassifier.from_config(config)
     return model_class(family)(config)
+
+
+def classifier_config(encoder, labels: list[str]):
+    """The ``ClassifierConfig`` of a classifier on a trained BERT with config ``encoder``: the pretraining
+    heads dropped, the pooled ``[CLS]`` vector if the encoder has a pooler, else the mean of the tokens."""
+    from minitransformer.finetune import ClassifierConfig
+
+    pooling = "cls" if encoder.pooler else "mean"
+    encoder = dataclasses.replace(encoder, mlm_head=False, nsp_head=False, discriminator_head=False)
+    return ClassifierConfig(encoder, labels, pooling, dropout=encoder.dropout)
 
 
 def load_init_model(cfg: TrainConfig, folder: str | os.PathLike) -> nn.Module:
@@ -158,10 +173,20 @@ def load_init_model(cfg: TrainConfig, folder: str | os.PathLike) -> nn.Module:
     if not folder.is_dir():
         raise FileNotFoundError(f"the starting model's folder {folder} does not exist (give a run folder or a saved "
                                 "model's folder)")
+    from minitransformer.interop.files import read_config_json
+
+    if read_config_json(folder).get("task") == "classify":
+        raise ValueError(f"{folder} holds a fine-tuned classifier; start from the pretrained model it came from")
     try:
-        return model_class(cfg.family).from_pretrained(folder)
+        with warnings.catch_warnings():  # (a bare BERT encoder's missing heads: checked below, for what needs them)
+            warnings.filterwarnings("ignore", message=".*holds no weights for")
+            model = model_class(cfg.family).from_pretrained(folder)
     except (KeyError, TypeError) as e:
         raise ValueError(f"{folder} holds no {cfg.family} model we can read ({e})") from None
+    if cfg.family == "bert" and cfg.task == "pretrain" and not (model.config.mlm_head and model.config.nsp_head):
+        raise ValueError(f"{folder} holds a BERT without its masked-LM and next-sentence heads (a bare encoder); "
+                         "pretraining needs them. Fine-tune it instead: minitransformer finetune bert --from ...")
+    return model
 
 
 def fit_init_config(cfg: TrainConfig, config, vocab_size: int):
@@ -191,6 +216,7 @@ def model_flops_per_token(family: str, config, n_params: int, seq_len: int) -> i
 
     if family == "gpt":
         return gpt_flops_per_token(config, seq_len)
+    config = getattr(config, "encoder", config)  # a classifier: its encoder does the work
     n_layers = config.n_layers + (getattr(config, "n_decoder_layers", 0) or 0)
     return flops_per_token(n_params, n_layers, seq_len, config.d_model)
 
@@ -359,9 +385,10 @@ class Trainer:
                 elif not tok_path.is_file() and cfg.init_from is not None:  # the starting model's tokenizer
                     tokenizer, added = init_tokenizer(cfg, splits)
                     if added:
-                        self.say(f"added {len(added)} characters the tokenizer of {cfg.init_from} cannot write: "
-                                 f"{' '.join(added[:40])}{' ...' if len(added) > 40 else ''} (new vocabulary size "
-                                 f"{tokenizer.vocab_size}; their embeddings start at the mean of the others)")
+                        what = f"{len(added)} character{'' if len(added) == 1 else 's'}"
+                        shown = " ".join(added[:40]) + (" ..." if len(added) > 40 else "")
+                        self.say(f"added {what} the tokenizer of {cfg.init_from} cannot write: {shown} (vocabulary "
+                                 f"now {tokenizer.vocab_size}; the new embedding rows start at the mean of the others)")
                     tokenizer.save(tok_path)
                 elif not tok_path.is_file():  # a fresh run (or one stopped before it saved anything)
                     if cfg.tokenizer in ("bpe", "wordpiece", "unigram"):
@@ -395,7 +422,11 @@ class Trainer:
         if self._init_model is not None:  # start from trained weights (on resume the checkpoint's replace them)
             if self.model_config.vocab_size > self._init_model.config.vocab_size:
                 self._init_model.resize_token_embeddings(self.model_config.vocab_size)
-            model.load_state_dict(self._init_model.state_dict())
+            trained = self._init_model.state_dict()
+            if cfg.task == "classify":  # the encoder starts trained (without its pretraining heads); the head is new
+                model.encoder.load_state_dict({k: v for k, v in trained.items() if k in model.encoder.state_dict()})
+            else:
+                model.load_state_dict(trained)
             self._init_model = None
         self.model = model.to(self.device)
         self.model.train()
@@ -454,6 +485,7 @@ class Trainer:
         ckpt.atomic_write_text(self.run_dir / RUN_NAME, json.dumps(info, indent=2) + "\n")
 
     def _load_data(self, splits, documents_for_cache, must_match: bool = False) -> None:
+        from minitransformer.interop.files import read_config_json
         from minitransformer.tokenizers import load_tokenizer
         from minitransformer.training.batches import make_objective
         from minitransformer.training.tokens import load_or_build_cache
@@ -463,13 +495,24 @@ class Trainer:
         self.tokenizer_json = tok_path.read_text(encoding="utf-8")
         data = load_or_build_cache(self.run_dir / DATA_DIR, documents_for_cache(self.cfg, splits), self.tokenizer,
                                    self.tokenizer_json, must_match=must_match)
-        self.objective: Objective = make_objective(self.cfg, data, self.tokenizer)
+        latest = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
+        saved = None  # a resumed classifier keeps its classes (and its shape) from its checkpoint
+        if self.cfg.task == "classify" and latest is not None:
+            from minitransformer.finetune import ClassifierConfig
+
+            saved = ClassifierConfig.from_dict(read_config_json(latest))
+        self.objective: Objective = make_objective(self.cfg, data, self.tokenizer, splits,
+                                                   labels=saved.labels if saved is not None else None)
         self.objective.check_sizes()
         self._init_model = None
+        if saved is not None:
+            self.model_config = saved
+            return
         if self.cfg.init_from is not None:
-            latest = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
             start = load_init_model(self.cfg, latest if latest is not None else self.cfg.init_from)
             self.model_config = fit_init_config(self.cfg, start.config, self.tokenizer.vocab_size)
+            if self.cfg.task == "classify":
+                self.model_config = classifier_config(self.model_config, self.objective.labels)
             self._init_model = start if latest is None else None  # a checkpoint brings its own weights
             return
         try:
@@ -689,7 +732,12 @@ def load_run(run_dir: str | os.PathLike, device: str = "auto"):
     classes = {"gpt": GPTConfig, "bert": BertConfig, "t5": T5Config}
     if family not in classes:
         raise ValueError(f"{run_dir / 'config.json'} names no model family we know (family={family!r})")
-    config = classes[family].from_dict(data)
+    if data.get("task") == "classify":  # a fine-tuned BERT classifier
+        from minitransformer.finetune import ClassifierConfig
+
+        config = ClassifierConfig.from_dict(data)
+    else:
+        config = classes[family].from_dict(data)
     cfg = read_run_config(run_dir) if (run_dir / RUN_NAME).is_file() else TrainConfig(family=family)
     if cfg.family != family:
         raise ValueError(f"{run_dir}: {RUN_NAME} is a {cfg.family} run but config.json holds a {family} model")
@@ -718,7 +766,9 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
     run_dir = Path(run_dir)
     cfg, model, tokenizer = load_run(run_dir, device)
     if not (run_dir / RUN_NAME).is_file():
-        raise ValueError(f"{run_dir} has a model but no {RUN_NAME}: it was not written by `minitransformer pretrain`")
+        raise ValueError(f"{run_dir} has a model but no {RUN_NAME}: it was not written by `minitransformer pretrain` "
+                         "or `finetune`")
+    labels = getattr(model.config, "labels", None)  # a classifier's classes
     if corpus is None:
         splits = corpus_splits(cfg)
         # must_match: a corpus file edited since training is an error, not a new cache written over the run's
@@ -726,20 +776,21 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
                                    (run_dir / ckpt.TOKENIZER_NAME).read_text(encoding="utf-8"), must_match=True)
     else:
         cfg = dataclasses.replace(cfg, corpus=corpus)  # the corpus also decides how BERT cuts documents
-        if cfg.task == "text-to-text":  # all pairs of the file (of a built-in task: its held-out ones)
+        if cfg.task != "pretrain":  # all pairs of the file (of a built-in task: its held-out ones)
             from minitransformer.data.pairs import BUILTIN_TASKS, builtin_task, read_pairs
 
             texts = builtin_task(corpus)[1] if corpus in BUILTIN_TASKS else read_pairs(corpus)
         else:
             texts = corpus_documents(corpus)
-        documents = documents_for_cache(cfg, {"val": texts})["val"]
+        splits = {"val": texts}
+        documents = documents_for_cache(cfg, splits)["val"]
         try:
             encode = fast_encoder(tokenizer, probe="\n".join(documents[0] if documents else [])[:4000])
             split = tokenize_documents(documents, encode, tokenizer.vocab_size)
         except ValueError as e:  # e.g. a character the run's character tokenizer never saw
             raise ValueError(f"the run's tokenizer cannot encode {corpus}: {e}") from None
         data = {"val": split}  # what evaluation reads
-    objective = make_objective(cfg, data, tokenizer)
+    objective = make_objective(cfg, data, tokenizer, splits, labels)
     if corpus is None:
         objective.check_sizes()
     else:

@@ -36,15 +36,16 @@ def test_tsv_round_trip(tmp_path_factory, pairs):
 
 def test_source_is_another_name_for_input_and_blank_lines_are_skipped(tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_text('{"source": "a", "target": "b"}\n\n   \n{"input": "c", "target": "d", "id": 7}\n', encoding="utf-8")
-    assert read_pairs(path) == [TextPair("a", "b"), TextPair("c", "d")]
+    path.write_text('{"source": "a", "target": "b"}\n\n   \n{"input": "c", "target": "d", "id": 7}\r\n'
+                    '{"text": "e", "label": 3}\n{"text": "f", "label": "good"}\n', encoding="utf-8")
+    assert read_pairs(path) == [TextPair("a", "b"), TextPair("c", "d"), TextPair("e", "3"), TextPair("f", "good")]
 
 
 @pytest.mark.parametrize("name, text, needle", [
     ("p.jsonl", '{"input": "a", "target": "b"}\n{"input": "a" "target": "b"}\n', "line 2: not JSON"),
     ("p.jsonl", '["a", "b"]\n', "line 1: expected an object"),
-    ("p.jsonl", '{"question": "a", "answer": "b"}\n', 'needs "input" (or "source") and "target"'),
-    ("p.jsonl", '{"input": "a", "target": 3}\n', "must be strings"),
+    ("p.jsonl", '{"question": "a", "answer": "b"}\n', 'needs "input" (or "source", "text") and "target"'),
+    ("p.jsonl", '{"input": "a", "target": [3]}\n', "must be strings"),
     ("p.jsonl", '{"input": "a", "target": "  "}\n', "must not be empty"),
     ("p.jsonl", "\n\n", "holds no examples"),
     ("p.tsv", "a\tb\nonly an input\n", "line 2: expected the input, one tab, the target; found 0 tabs"),

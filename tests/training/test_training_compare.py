@@ -54,3 +54,9 @@ def test_compare_refuses_what_is_no_run_and_a_run_named_twice(runs, tmp_path):
     code, _, err = run_cli("compare", runs["seed1"], runs["seed1"], "--out", tmp_path / "c.png")
     assert_one_line_error(code, err, "compare", "named twice")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_fine_tuning_runs_compare_only_on_the_same_pairs_and_lengths(runs, tmp_path):
+    one = read_run(runs["seed1"])
+    longer = dataclasses.replace(one, config=dataclasses.replace(one.config, target_len=128))
+    assert comparability([one, longer]) == ["their target length differs (64, 128)"]
