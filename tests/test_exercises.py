@@ -121,6 +121,11 @@ SOLUTIONS = {
                 rows.append(mean.expand(new_vocab_size - table.shape[0], *table.shape[1:]))
             return torch.cat(rows)
     ''',
+    9: '''
+        def mean_pool(hidden, attention_mask):  # written out as the stub's hints describe
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    ''',
 }
 
 
@@ -460,6 +465,15 @@ WRONG = {
                 rows.append(mean.expand(new_vocab_size - table.shape[0], *table.shape[1:]))
             return torch.cat(rows)
     ''', ["FAIL  growing a matrix", "modified in place"]),
+    "a mean over every position, padding included": (9, '''
+        def mean_pool(hidden, attention_mask):
+            return hidden.mean(dim=1)
+    ''', ["FAIL  equals minitransformer.embedding_search.mean_pool", "pooled vectors", "case 1:"]),
+    "a mean that divides by zero for an empty row": (9, '''
+        def mean_pool(hidden, attention_mask):
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
+    ''', ["PASS  padding changes nothing", "FAIL  a row with no real token", "NaN"]),
     "a file that does not import": (2, '''
         def scaled_dot_product_attention(q, k, v, mask=None)
             return q

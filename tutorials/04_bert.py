@@ -178,7 +178,8 @@ print(f"MLM loss at initialisation {out.mlm_loss.item():.2f}, ln(V) = {torch.log
 # (MiniLM, Wang et al. 2020) and then trained by sentence-transformers so that sentences with
 # similar meaning get similar vectors. Its weights load into our `Bert` unchanged; a sentence
 # vector is the **mean** of the last hidden states over the real tokens (Reimers & Gurevych 2019
-# §3), scaled to length 1, so a dot product is a cosine similarity.
+# §3), scaled to length 1, so a dot product is a cosine similarity. (Exercise 9 writes that mean:
+# `minitransformer exercises start 9`.)
 
 # %%
 sentences = [

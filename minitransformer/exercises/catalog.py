@@ -47,6 +47,8 @@ EXERCISES: tuple[Exercise, ...] = (
              checks.checks_relative_position),
     Exercise(8, "grow_vocabulary", "new tokens: grow the embedding table, new rows at the mean",
              "01_tokenization.py", checks.checks_grow_vocabulary),
+    Exercise(9, "mean_pool", "one vector per sentence: the mean of its real tokens", "04_bert.py",
+             checks.checks_mean_pool),
 )
 
 

@@ -16,6 +16,7 @@ from types import ModuleType
 import torch
 
 from minitransformer.data import mask_tokens as library_mask_tokens
+from minitransformer.embedding_search import mean_pool as library_mean_pool
 from minitransformer.exercises.checking import (
     Check,
     CheckFailed,
@@ -572,4 +573,54 @@ def checks_grow_vocabulary(module: ModuleType, path: Path) -> list[Check]:
             [((64, 8), 70)], torch.bfloat16), "table.mean(dim=0, dtype=torch.float32).to(table.dtype)"),
         Check("a new token scores the average of the old scores", tied_scores,
               "with the mean row, h · mean(E) = mean of h · E[i]"),
+    ]
+
+
+# ==== 9. Mean pooling ==========================================================================
+def _mask(batch: int, length: int, g: torch.Generator, empty_row: bool = False) -> torch.Tensor:
+    """A (B, T) right-padded mask: each row 1 to T real tokens (row 0 none at all with ``empty_row``)."""
+    lengths = torch.randint(1, length + 1, (batch,), generator=g)
+    if empty_row:
+        lengths[0] = 0
+    return (torch.arange(length)[None, :] < lengths[:, None]).long()
+
+
+def checks_mean_pool(module: ModuleType, path: Path) -> list[Check]:
+    def compare(shapes: list[tuple[int, int, int]], dtype: torch.dtype = torch.float32, empty_row: bool = False) -> int:
+        fn = learner_function(module, "mean_pool")
+        for n, (B, T, C) in enumerate(shapes, start=1):
+            g = _gen(200 + n)
+            hidden = torch.randn(B, T, C, generator=g).to(dtype)
+            mask = _mask(B, T, g, empty_row)
+            case = f"case {n}: mean_pool(hidden {dtype} {(B, T, C)}, attention_mask with {mask.sum(1).tolist()} real tokens)"
+            got = call(fn, case, hidden, mask, path=path)
+            expected = library_mean_pool(hidden, mask)
+            if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype != dtype:
+                raise CheckFailed(f"{case}\nexpected dtype {dtype} (hidden's), got {got.dtype}")
+            if isinstance(got, torch.Tensor) and bool(torch.isnan(got).any()):
+                raise CheckFailed(f"{case}\nthe result holds NaN: a row without real tokens divides by zero")
+            expect_tensor(got, expected, "pooled vectors", case, atol=1e-5, rtol=1e-5)
+        return len(shapes)
+
+    def padding_invariance() -> int:
+        fn = learner_function(module, "mean_pool")
+        g = _gen(300)
+        hidden = torch.randn(3, 5, 8, generator=g)
+        mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]])
+        case = "the same texts with 4 more padded positions whose vectors are huge"
+        alone = call(fn, case, hidden, mask, path=path)
+        junk = torch.randn(3, 4, 8, generator=g) * 1e4
+        padded = call(fn, case, torch.cat([hidden, junk], dim=1), torch.cat([mask, torch.zeros(3, 4).long()], dim=1),
+                      path=path)
+        expect_tensor(padded, alone, "pooled vectors with extra padding (must equal those without)", case, atol=1e-4)
+        return 1
+
+    return [
+        Check("equals minitransformer.embedding_search.mean_pool", lambda: compare([(2, 5, 4), (4, 9, 16), (1, 1, 3)]),
+              "(hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)"),
+        Check("padding changes nothing: extra padded positions leave every vector as it was", padding_invariance,
+              "multiply by the mask before summing, and count only real tokens"),
+        Check("a row with no real token gives zeros, not NaN", lambda: compare([(3, 4, 5)], empty_row=True),
+              "clamp the count: .clamp(min=1e-9)"),
+        Check("float64 stays float64", lambda: compare([(2, 6, 3)], torch.float64), "mask.to(hidden.dtype)"),
     ]

@@ -614,6 +614,10 @@ class ExampleObjective(Objective):
         super().__init__(cfg, data, tokenizer)
         # each example is a "document" of the cache: its pieces' ids (input, and target for text-to-text)
         self._examples = {name: split.document_sentences() for name, split in data.items()}
+        self._epoch, self._order = -1, []  # the training permutation in use, made when an epoch starts
+        # validation's one fixed shuffle (not --seed's): any first part of it is a fair sample
+        n_val = len(self._examples.get("val", []))
+        self._val_order = torch.randperm(n_val, generator=make_generator(VAL, 17)).tolist()
 
     def check_sizes(self, advice: str = "") -> None:
         for name, examples in self._examples.items():
@@ -628,9 +632,7 @@ class ExampleObjective(Objective):
         """Which examples (indices into the split) make the global micro-batch, and which rows are real."""
         B = self.cfg.batch_size
         if split != TRAIN:
-            n_val = len(self._examples["val"])
-            if getattr(self, "_val_order", None) is None:  # one fixed shuffle (not --seed's): any first part of it
-                self._val_order = torch.randperm(n_val, generator=make_generator(VAL, 17)).tolist()  # is a fair sample
+            n_val = len(self._val_order)
             wanted = [step * B + i for i in range(B)]
             return [self._val_order[min(p, n_val - 1)] for p in wanted], [p < n_val for p in wanted]
         n = len(self._examples["train"])
@@ -638,9 +640,10 @@ class ExampleObjective(Objective):
         out = []
         for position in range(first, first + B):
             epoch, index = divmod(position, n)
-            if getattr(self, "_epoch", None) != epoch:  # one permutation per epoch, kept while it lasts
-                self._epoch, self._order = epoch, torch.randperm(n, generator=make_generator(self.cfg.seed, epoch, 13))
-            out.append(int(self._order[index]))
+            if epoch != self._epoch:  # one permutation per epoch, kept while it lasts
+                self._epoch = epoch
+                self._order = torch.randperm(n, generator=make_generator(self.cfg.seed, epoch, 13)).tolist()
+            out.append(self._order[index])
         return out, [True] * B
 
 
