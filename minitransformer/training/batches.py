@@ -219,6 +219,9 @@ def init_tokenizer(cfg: TrainConfig, splits: dict[str, list]):
 
     tokenizer = build_tokenizer(dataclasses.replace(cfg, tokenizer=str(path), vocab_size=None), splits)
     added = []
+    if cfg.family == "gpt" and cfg.task == "text-to-text" and tokenizer.token_to_id(GPT_SPECIALS[0]) is None:
+        tokenizer.add_special_tokens(GPT_SPECIALS)  # the answer's end: what tells generation to stop
+        added.append(GPT_SPECIALS[0])
     for c in unknown_characters(tokenizer, split_texts(cfg, splits)):
         # one at a time: with a lowercasing normalizer, an added "X" also writes "x" (then not added again)
         if unknown_characters(tokenizer, [c]):
@@ -736,9 +739,13 @@ class TextToTextObjective(ExampleObjective):
             answers.append(row[: row.index(self.eos_id)] if self.eos_id in row else row)
         return answers
 
+    def _scores(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, V) logits and (B, T) targets (-100: not scored) of the batch's target tokens."""
+        return model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).logits, \
+            batch["labels"]
+
     def eval_sums(self, model, batch):
-        labels = batch["labels"]
-        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
+        logits, labels = self._scores(model, batch)
         selected = labels != IGNORE_INDEX
         total = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1),
                                 ignore_index=IGNORE_INDEX, reduction="sum")
@@ -771,9 +778,97 @@ class TextToTextObjective(ExampleObjective):
         def text(ids: list[int]) -> str:
             return self.tokenizer.decode(ids, skip_special_tokens=True).replace("\n", "⏎ ")
 
-        source = [t for t in batch["input_ids"][0].tolist() if t != self.pad_id]
-        target = [t for t in batch["labels"][0].tolist() if t != IGNORE_INDEX]
+        source, target = self._examples["val"][int(batch["example"][0])]
         return f"input:     {text(source)}\ntarget:    {text(target)}\npredicted: {text(answer)}"
+
+
+class PromptCompletionObjective(TextToTextObjective):
+    """GPT fine-tuning on the same pairs: the input is a prompt, the target its completion.
+
+    A decoder has no encoder to read the input with, so both go into one sequence,
+    ``prompt + target + <|endoftext|>``, and the loss counts only the target's tokens (the prompt's
+    labels are -100): the model learns to continue a prompt with its answer and then stop (GPT-2
+    and GPT-3 cast tasks as continuations the same way, Radford et al. 2019 §3). The target is cut to
+    ``target_len`` tokens (the end marker included) and the prompt to its *last* ``seq_len -
+    target_len`` tokens, the ones next to the answer, so a sequence always fits the model's context.
+    Validation generates each answer greedily from the prompt alone, as T5's does.
+    """
+
+    family = "gpt"
+
+    def __init__(self, cfg, data, tokenizer) -> None:
+        ExampleObjective.__init__(self, cfg, data, tokenizer)
+        self.eos_id = tokenizer.token_to_id(GPT_SPECIALS[0])
+        if self.eos_id is None:
+            raise ValueError(f"the tokenizer lacks GPT's end marker {GPT_SPECIALS[0]}")
+        self.pad_id = self.eos_id  # padding is masked out and never scored: any id would do
+        self.database = None
+        if cfg.corpus == "sql":
+            from minitransformer.data.sql_task import make_database
+
+            self.database = make_database()
+
+    def model_config(self):
+        raise ValueError("prompt-completion fine-tuning starts from a trained GPT: give the folder to start from")
+
+    def _cut(self, prompt: list[int], target: list[int]) -> tuple[list[int], list[int]]:
+        budget = self.cfg.seq_len - self.cfg.target_len
+        return prompt[len(prompt) - budget:] if len(prompt) > budget else prompt, \
+            target[: self.cfg.target_len - 1] + [self.eos_id]
+
+    def notes(self) -> list[str]:
+        out = []
+        budget = self.cfg.seq_len - self.cfg.target_len
+        for name, examples in self._examples.items():
+            for side, limit, what in ((0, budget, "prompts (their first tokens are dropped)"),
+                                      (1, self.cfg.target_len - 1, "targets")):
+                cut = sum(len(e[side]) > limit for e in examples)
+                if cut:
+                    out.append(f"{cut} of {len(examples)} {name} {what} are longer than {limit} tokens and are cut "
+                               f"(--seq-len {self.cfg.seq_len} holds prompt and target, --target-len "
+                               f"{self.cfg.target_len} the target with its end marker)")
+        return out
+
+    def batch(self, split, step, micro, rows):
+        B = self.cfg.batch_size
+        positions, real = self.positions(split, step, micro)
+        name = "train" if split == TRAIN else "val"
+        pairs = [self._cut(*self._examples[name][p]) for p in positions]
+        T = max(len(p) + len(t) for p, t in pairs)
+        input_ids = torch.full((B, T), self.pad_id, dtype=torch.long)      # (B, T): prompt, target, padding
+        attention_mask = torch.zeros((B, T), dtype=torch.long)
+        labels = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)        # the target's positions only
+        for row, ((prompt, target), is_real) in enumerate(zip(pairs, real, strict=True)):
+            n = len(prompt) + len(target)
+            input_ids[row, :n] = torch.tensor(prompt + target)
+            attention_mask[row, :n] = 1
+            if is_real:
+                labels[row, len(prompt):n] = torch.tensor(target)
+        out = {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": labels[rows],
+               "real": torch.tensor(real)[rows]}
+        if split != TRAIN:
+            out["example"] = torch.tensor(positions)[rows]
+        n_all, n_here = int((labels != IGNORE_INDEX).sum()), int((out["labels"] != IGNORE_INDEX).sum())
+        out["weight"] = torch.tensor(n_here * (B / out["labels"].shape[0]) / n_all if n_all else 1.0)  # as T5's
+        out["tokens"] = torch.tensor(int(attention_mask.sum()))
+        return out
+
+    def _scores(self, model, batch):
+        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+        return logits[:, :-1], batch["labels"][:, 1:]  # position t predicts token t + 1
+
+    def _answers(self, model, batch) -> list[list[int]]:
+        prompts = [self._cut(*self._examples["val"][p])[0] for p in batch["example"].tolist()]
+        P = max(map(len, prompts))
+        device = batch["input_ids"].device
+        ids = torch.full((len(prompts), P), self.pad_id, dtype=torch.long, device=device)  # left-padded
+        mask = torch.zeros_like(ids)
+        for row, prompt in enumerate(prompts):
+            ids[row, P - len(prompt):] = torch.tensor(prompt, device=device)
+            mask[row, P - len(prompt):] = 1
+        out = model.generate(ids, max_new_tokens=self.cfg.target_len, do_sample=False, eos_token_id=self.eos_id,
+                             attention_mask=mask, pad_token_id=self.pad_id)
+        return [row[: row.index(self.eos_id)] if self.eos_id in row else row for row in out[:, P:].tolist()]
 
 
 class ClassificationObjective(ExampleObjective):
@@ -863,7 +958,7 @@ def make_objective(cfg: TrainConfig, data: dict[str, TokenSplit], tokenizer, spl
     """The run's objective. Classification also needs the examples' classes (``splits``: the
     (text, class name) pairs the token cache was made from) and, for a saved classifier, its ``labels``."""
     if cfg.task == "text-to-text":
-        return TextToTextObjective(cfg, data, tokenizer)
+        return (PromptCompletionObjective if cfg.family == "gpt" else TextToTextObjective)(cfg, data, tokenizer)
     if cfg.task == "classify":
         if splits is None:
             raise ValueError("classification needs the examples' classes (splits)")

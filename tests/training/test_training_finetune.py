@@ -74,7 +74,7 @@ def test_finetune_on_the_sql_task_end_to_end(runs, tmp_path):
     start = runs("t5")
     code, out, err = finetune(start, tmp_path / "sql", "--data", "sql", "--max-steps", "10")
     assert code == 0, err
-    assert "done: step 10" in out and "added 14 characters" in out  # ( ) * 0 4-9 < = > _ are not in Shakespeare
+    assert "done: step 10" in out and "added 14 tokens" in out  # ( ) * 0 4-9 < = > _ are not in Shakespeare
     val = [e for e in read_metrics(tmp_path / "sql") if e["split"] == "val"]
     assert [e["step"] for e in val] == [0, 10]
     for e in val:
@@ -205,7 +205,7 @@ def test_pretraining_can_continue_from_a_run_on_new_text(runs, tmp_path):
     code, out, err = run_cli("pretrain", "gpt", "--preset", "tiny", "--init-from", start, "--corpus", corpus,
                              "--out", tmp_path / "more", "--no-progress", "--max-steps", "4")
     assert code == 0, err
-    assert "added 4 characters" in out and "½ Ü ï €" in out
+    assert "added 4 tokens" in out and "½ Ü ï €" in out
     old, new = load_file(str(start / "model.safetensors")), load_file(str(tmp_path / "more" / "model.safetensors"))
     assert new["tok_emb.weight"].shape[0] == old["tok_emb.weight"].shape[0] + 4
     assert json.loads((tmp_path / "more" / "run.json").read_text())["config"]["init_from"] == str(start)
@@ -219,7 +219,9 @@ def test_pretraining_can_continue_from_a_run_on_new_text(runs, tmp_path):
     (("finetune", "t5", "--from", "{t5}", "--data", "sql", "--val-data", "{broken}"), "brings its own validation"),
     (("pretrain", "gpt", "--init-from", "{gpt}", "--d-model", "64"), "--d-model cannot change"),
     (("pretrain", "gpt", "--init-from", "{gpt}", "--seq-len", "1000"), "max_seq_len=32"),
-    (("finetune", "gpt", "--from", "{gpt}", "--data", "sql"), "invalid choice"),
+    (("finetune", "gpt", "--from", "{t5}", "--data", "sql"), "holds a t5 model; this run trains a gpt"),
+    (("finetune", "gpt", "--from", "{gpt}", "--data", "sql", "--target-len", "32"), "less than seq_len"),
+    (("finetune", "bert", "--from", "{gpt}", "--data", "plays", "--target-len", "8"), "--target-len applies to"),
     (("finetune", "t5", "--data", "sql"), "--from"),
 ])
 def test_bad_starts_are_one_line_and_leave_nothing(runs, tmp_path, argv, needle):
@@ -344,3 +346,45 @@ def test_the_real_pretrained_minilm_fine_tunes_and_is_no_pretraining_start(tmp_p
     code, _, err = run_cli("pretrain", "bert", "--init-from", "minilm", "--preset", "tiny", "--out", tmp_path / "p",
                            "--no-progress")
     assert code == 2 and "without its masked-LM and next-sentence heads" in err
+
+
+# ---- GPT: prompt and completion in one sequence -----------------------------------------------------
+
+def test_finetune_a_gpt_on_prompts_and_completions_end_to_end(runs, tmp_path):
+    start = runs("gpt")
+    pairs = [(f"{w}? ", w[::-1]) for w in WORDS] * 4  # spell the word backwards: prompts of 4-7 characters
+    code, out, err = run_cli("finetune", "gpt", "--from", start, "--data", write_pairs(tmp_path / "rev.jsonl", pairs),
+                             "--val-data", write_pairs(tmp_path / "val.jsonl", pairs[:5]), "--preset", "tiny",
+                             "--out", tmp_path / "rev", "--no-progress", "--max-steps", "10")
+    assert code == 0, err
+    assert "added 1 token to the tokenizer" in out and "<|endoftext|>" in out  # the char GPT had no end marker
+    val = [e for e in read_metrics(tmp_path / "rev") if e["split"] == "val"]
+    assert [e["step"] for e in val] == [0, 10] and val[-1]["loss"] < val[0]["loss"]
+    assert all(0.0 <= e["exact_match"] <= 1.0 for e in val)
+    code, answer, err = run_cli("generate", "--run", tmp_path / "rev", "--prompt", "king? ")
+    assert code == 0, err
+    code, shown, err = run_cli("eval", "--run", tmp_path / "rev", "--json")
+    assert code == 0, err
+    assert json.loads(shown)["exact_match"] == pytest.approx(val[-1]["exact_match"])
+
+
+def test_only_the_completion_is_scored_and_the_prompt_keeps_its_last_tokens(runs, tmp_path):
+    pairs = [("a long prompt of many words " + w, w) for w in WORDS]
+    cfg = preset("gpt", "tiny", finetune=True, corpus=str(write_pairs(tmp_path / "p.jsonl", pairs)),
+                 val_corpus=str(write_pairs(tmp_path / "v.jsonl", pairs[:3])), init_from=str(runs("gpt")),
+                 batch_size=4, progress=False, plot=False, measure_mfu=False)
+    trainer = Trainer(cfg, tmp_path / "ft", say=quiet)
+    trainer.setup()
+    objective, tok = trainer.objective, trainer.tokenizer
+    eos = tok.token_to_id("<|endoftext|>")
+    batch = objective.batch(VAL, 0, 0, slice(None))
+    for row, example in enumerate(batch["example"][:3].tolist()):
+        prompt, target = pairs[example]
+        n = int(batch["attention_mask"][row].sum())
+        ids, labels = batch["input_ids"][row, :n].tolist(), batch["labels"][row, :n].tolist()
+        answer = tok.encode(target) + [eos]
+        assert ids[n - len(answer):] == answer  # the sequence ends with the completion and the end marker
+        assert labels == [IGNORE_INDEX] * (n - len(answer)) + answer  # and only they are scored
+        kept = tok.decode(ids[: n - len(answer)])
+        assert len(kept) == cfg.seq_len - cfg.target_len and prompt.endswith(kept)  # the prompt's last tokens
+    assert "prompts (their first tokens are dropped)" in " ".join(objective.notes())
