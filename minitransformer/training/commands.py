@@ -142,104 +142,140 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import torch
-
+    """What a run's model does with a prompt: each family and task has its own short function below."""
     from minitransformer.training.trainer import load_run
 
     cfg, model, tokenizer = load_run(args.run, args.device)
-    device = next(model.parameters()).device
-    family = cfg.family
     prompt_ids = tokenizer.encode(args.prompt) if args.prompt else []
-    if family == "gpt" and cfg.task == "text-to-text":  # a fine-tuned GPT completes the prompt with its answer
-        if not prompt_ids:
-            raise ValueError("--prompt is empty; give a prompt like those the run was fine-tuned on")
-        budget = cfg.seq_len - cfg.target_len
-        if len(prompt_ids) > budget:  # as in fine-tuning: the prompt's last tokens, the ones next to the answer
-            print(f"note: the prompt is {len(prompt_ids)} tokens; the run was fine-tuned on prompts cut to their last "
-                  f"{budget}, so it reads those", file=sys.stderr)
-            prompt_ids = prompt_ids[-budget:]
-        eos = tokenizer.token_to_id("<|endoftext|>")
-        out = model.generate(torch.tensor([prompt_ids], device=device), do_sample=False, eos_token_id=eos,
-                             max_new_tokens=min(args.max_new_tokens, cfg.target_len))
-        answer = out[0, len(prompt_ids):].tolist()
-        print(tokenizer.decode(answer[: answer.index(eos)] if eos in answer else answer))
-        return 0
-    if family == "gpt":
-        if not prompt_ids:
-            raise ValueError("--prompt is empty (or has no tokens for this tokenizer); give some text to continue")
-        if args.num_beams != 1:
-            raise ValueError("--num-beams applies to T5 runs; a GPT run samples (or, with --greedy, takes the argmax)")
-        from minitransformer.generation import check_sampling_args
+    if cfg.task == "text-to-text":
+        answer = _answer_gpt if cfg.family == "gpt" else _answer_t5
+        return answer(args, cfg, model, tokenizer, prompt_ids)
+    if cfg.task == "classify":
+        return _classify(args, cfg, model, tokenizer, prompt_ids)
+    continue_or_fill = {"gpt": _continue_gpt, "t5": _fill_spans_t5, "bert": _fill_masks_bert}[cfg.family]
+    return continue_or_fill(args, cfg, model, tokenizer, prompt_ids)
 
-        # before the prompt is printed, so that a bad setting is the only thing on the screen
-        check_sampling_args(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
-        ids = torch.tensor([prompt_ids[-model.config.max_seq_len:]], dtype=torch.long, device=device)
-        g = torch.Generator(device=device).manual_seed(args.seed)
-        new: list[int] = []
-        shown = [tokenizer.decode(prompt_ids)]
-        sys.stdout.write(shown[0])
+
+def _continue_gpt(args, cfg, model, tokenizer, prompt_ids: list[int]) -> int:
+    """A pretrained GPT continues the prompt, streaming each token as it is sampled."""
+    import torch
+
+    if not prompt_ids:
+        raise ValueError("--prompt is empty (or has no tokens for this tokenizer); give some text to continue")
+    if args.num_beams != 1:
+        raise ValueError("--num-beams applies to T5 runs; a GPT run samples (or, with --greedy, takes the argmax)")
+    from minitransformer.generation import check_sampling_args
+
+    # before the prompt is printed, so that a bad setting is the only thing on the screen
+    check_sampling_args(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids[-model.config.max_seq_len:]], dtype=torch.long, device=device)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    new: list[int] = []
+    shown = [tokenizer.decode(prompt_ids)]
+    sys.stdout.write(shown[0])
+    sys.stdout.flush()
+
+    def stream(tokens: torch.Tensor) -> None:  # print each token as it is chosen
+        new.append(int(tokens[0]))
+        text = tokenizer.decode(prompt_ids + new)
+        if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+            return
+        sys.stdout.write(text[len(shown[0]):])
         sys.stdout.flush()
+        shown[0] = text
 
-        def stream(tokens: torch.Tensor) -> None:  # print each token as it is chosen
-            new.append(int(tokens[0]))
-            text = tokenizer.decode(prompt_ids + new)
-            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                return
-            sys.stdout.write(text[len(shown[0]):])
-            sys.stdout.flush()
-            shown[0] = text
+    model.generate(ids, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p, do_sample=not args.greedy and args.temperature > 0, generator=g,
+                   streamer=stream, sliding_window=True)
+    print()
+    return 0
 
-        model.generate(ids, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                       top_p=args.top_p, do_sample=not args.greedy and args.temperature > 0, generator=g,
-                       streamer=stream, sliding_window=True)
-        print()
-        return 0
-    if cfg.task == "classify":  # a fine-tuned BERT classifier: its most likely classes
-        if not prompt_ids:
-            raise ValueError("--prompt is empty; give a text to classify")
-        if len(prompt_ids) + 2 > cfg.seq_len:  # as in fine-tuning
-            print(f"note: the text is {len(prompt_ids) + 2} tokens with [CLS] and [SEP]; the classifier was fine-tuned "
-                  f"on texts cut to {cfg.seq_len}, so it reads the first {cfg.seq_len - 2}", file=sys.stderr)
-        ids = [tokenizer.token_to_id("[CLS]"), *prompt_ids[: cfg.seq_len - 2], tokenizer.token_to_id("[SEP]")]
-        with torch.no_grad():
-            probs = model(torch.tensor([ids], device=device)).logits[0].float().softmax(-1)
-        labels = model.config.labels
-        for p, i in zip(*probs.topk(min(5, len(labels))), strict=True):
-            print(f"{labels[int(i)]}  {float(p):.3f}")
-        return 0
-    if family == "t5" and cfg.task == "text-to-text":  # a fine-tuned T5 answers its input
-        if not prompt_ids:
-            raise ValueError("--prompt is empty; give an input like those the run was fine-tuned on")
-        if len(prompt_ids) + 1 > cfg.seq_len:  # as in fine-tuning: the first seq_len - 1 tokens, then </s>
-            print(f"note: the prompt is {len(prompt_ids) + 1} tokens with </s>; the run was fine-tuned on inputs cut "
-                  f"to {cfg.seq_len}, so it reads the first {cfg.seq_len - 1} and </s>", file=sys.stderr)
-            prompt_ids = prompt_ids[: cfg.seq_len - 1]
-        ids = torch.tensor([prompt_ids + [model.config.eos_token_id]], dtype=torch.long, device=device)
-        out = model.generate(ids, max_new_tokens=min(args.max_new_tokens, cfg.target_len), num_beams=args.num_beams)
-        print(tokenizer.decode(out[0, 1:].tolist(), skip_special_tokens=True))
-        return 0
-    if family == "t5":
-        if not prompt_ids:
-            raise ValueError("--prompt is empty; give a text with sentinels such as 'To be or <extra_id_0> to be'")
-        sentinel = tokenizer.token_to_id("<extra_id_0>")
-        if sentinel is None or sentinel not in prompt_ids:
-            raise ValueError("a T5 run fills in hidden spans: put <extra_id_0> (then <extra_id_1>, ...) in --prompt, "
-                             "e.g. 'To be or <extra_id_0> to be'")
-        _check_prompt_fits(len(prompt_ids) + 1, model.config.max_seq_len)  # + </s>
-        eos = model.config.eos_token_id
-        ids = torch.tensor([prompt_ids + [eos]], dtype=torch.long, device=device)
-        out = model.generate(ids, max_new_tokens=min(args.max_new_tokens, model.config.max_seq_len),
-                             num_beams=args.num_beams)
-        print(tokenizer.decode(out[0, 1:].tolist(), skip_special_tokens=False))
-        return 0
-    # BERT: fill in [MASK] tokens
+
+def _answer_gpt(args, cfg, model, tokenizer, prompt_ids: list[int]) -> int:
+    """A fine-tuned GPT completes the prompt with its answer (greedy, up to its end marker)."""
+    import torch
+
+    if not prompt_ids:
+        raise ValueError("--prompt is empty; give a prompt like those the run was fine-tuned on")
+    if args.num_beams != 1:
+        raise ValueError("--num-beams applies to T5 runs; a fine-tuned GPT answers greedily")
+    budget = cfg.seq_len - cfg.target_len
+    if len(prompt_ids) > budget:  # as in fine-tuning: the prompt's last tokens, the ones next to the answer
+        print(f"note: the prompt is {len(prompt_ids)} tokens; the run was fine-tuned on prompts cut to their last "
+              f"{budget}, so it reads those", file=sys.stderr)
+        prompt_ids = prompt_ids[-budget:]
+    eos = tokenizer.token_to_id("<|endoftext|>")
+    out = model.generate(torch.tensor([prompt_ids], device=next(model.parameters()).device), do_sample=False,
+                         eos_token_id=eos, max_new_tokens=min(args.max_new_tokens, cfg.target_len))
+    answer = out[0, len(prompt_ids):].tolist()
+    print(tokenizer.decode(answer[: answer.index(eos)] if eos in answer else answer))
+    return 0
+
+
+def _answer_t5(args, cfg, model, tokenizer, prompt_ids: list[int]) -> int:
+    """A fine-tuned T5 writes its answer to the input (greedy, or beam search with --num-beams)."""
+    import torch
+
+    if not prompt_ids:
+        raise ValueError("--prompt is empty; give an input like those the run was fine-tuned on")
+    if len(prompt_ids) + 1 > cfg.seq_len:  # as in fine-tuning: the first seq_len - 1 tokens, then </s>
+        print(f"note: the prompt is {len(prompt_ids) + 1} tokens with </s>; the run was fine-tuned on inputs cut "
+              f"to {cfg.seq_len}, so it reads the first {cfg.seq_len - 1} and </s>", file=sys.stderr)
+        prompt_ids = prompt_ids[: cfg.seq_len - 1]
+    ids = torch.tensor([prompt_ids + [model.config.eos_token_id]], device=next(model.parameters()).device)
+    out = model.generate(ids, max_new_tokens=min(args.max_new_tokens, cfg.target_len), num_beams=args.num_beams)
+    print(tokenizer.decode(out[0, 1:].tolist(), skip_special_tokens=True))
+    return 0
+
+
+def _fill_spans_t5(args, cfg, model, tokenizer, prompt_ids: list[int]) -> int:
+    """A span-corruption T5 writes what its sentinels hide: ``<extra_id_0> ... <extra_id_1> ...``."""
+    import torch
+
+    if not prompt_ids:
+        raise ValueError("--prompt is empty; give a text with sentinels such as 'To be or <extra_id_0> to be'")
+    sentinel = tokenizer.token_to_id("<extra_id_0>")
+    if sentinel is None or sentinel not in prompt_ids:
+        raise ValueError("a T5 run fills in hidden spans: put <extra_id_0> (then <extra_id_1>, ...) in --prompt, "
+                         "e.g. 'To be or <extra_id_0> to be'")
+    _check_prompt_fits(len(prompt_ids) + 1, model.config.max_seq_len)  # + </s>
+    ids = torch.tensor([prompt_ids + [model.config.eos_token_id]], device=next(model.parameters()).device)
+    out = model.generate(ids, max_new_tokens=min(args.max_new_tokens, model.config.max_seq_len),
+                         num_beams=args.num_beams)
+    print(tokenizer.decode(out[0, 1:].tolist(), skip_special_tokens=False))
+    return 0
+
+
+def _classify(args, cfg, model, tokenizer, prompt_ids: list[int]) -> int:
+    """A fine-tuned BERT classifier prints its five likeliest classes with their probabilities."""
+    import torch
+
+    if not prompt_ids:
+        raise ValueError("--prompt is empty; give a text to classify")
+    if len(prompt_ids) + 2 > cfg.seq_len:  # as in fine-tuning
+        print(f"note: the text is {len(prompt_ids) + 2} tokens with [CLS] and [SEP]; the classifier was fine-tuned "
+              f"on texts cut to {cfg.seq_len}, so it reads the first {cfg.seq_len - 2}", file=sys.stderr)
+    ids = [tokenizer.token_to_id("[CLS]"), *prompt_ids[: cfg.seq_len - 2], tokenizer.token_to_id("[SEP]")]
+    with torch.no_grad():
+        probs = model(torch.tensor([ids], device=next(model.parameters()).device)).logits[0].float().softmax(-1)
+    labels = model.config.labels
+    for p, i in zip(*probs.topk(min(5, len(labels))), strict=True):
+        print(f"{labels[int(i)]}  {float(p):.3f}")
+    return 0
+
+
+def _fill_masks_bert(args, cfg, model, tokenizer, prompt_ids: list[int]) -> int:
+    """A pretrained BERT guesses each ``[MASK]`` (its five likeliest tokens), then prints the text filled in."""
+    import torch
+
     mask_id, cls_id, sep_id = (tokenizer.token_to_id(t) for t in ("[MASK]", "[CLS]", "[SEP]"))
     if mask_id is None or mask_id not in prompt_ids:
         raise ValueError("a BERT run fills in masked words: put [MASK] in --prompt, e.g. 'To be or [MASK] to be'")
     _check_prompt_fits(len(prompt_ids) + 2, model.config.max_seq_len)  # + [CLS] and [SEP]
     ids = [cls_id, *prompt_ids, sep_id]
     with torch.no_grad():
-        logits = model(torch.tensor([ids], device=device)).mlm_logits[0]  # (T, V)
+        logits = model(torch.tensor([ids], device=next(model.parameters()).device)).mlm_logits[0]  # (T, V)
     for pos, token in enumerate(ids):
         if token == mask_id:
             top = logits[pos].float().softmax(-1).topk(5)
