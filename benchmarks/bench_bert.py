@@ -3,6 +3,7 @@
     python benchmarks/bench_bert.py train      # MLM+NSP training step tokens/s, tiny and bert-base-like shapes
     python benchmarks/bench_bert.py embed      # all-MiniLM-L6-v2 sentence embeddings/s
     python benchmarks/bench_bert.py finetune   # MiniLM + classification head vs majority / bag-of-words baselines
+    python benchmarks/bench_bert.py classify   # the classifier's fine-tuning step vs BertForSequenceClassification
     python benchmarks/bench_bert.py cuda       # on a GPU: CPU/GPU/transformers equality, bf16 training speed
     python benchmarks/bench_bert.py all --out benchmarks/results/bert.md
 
@@ -266,6 +267,92 @@ def bench_finetune(seconds: float | None, pooling: str, lr: float, batch_size: i
             f"max {max_length} tokens) | {result.test_accuracy:.1%} |"]
 
 
+def bench_classify(rounds: int, steps: int = 3, batch: int = 32, max_length: int = 64) -> list[str]:
+    """The step of ``minitransformer finetune bert --from minilm``: ours vs transformers.BertForSequenceClassification.
+
+    The same all-MiniLM-L6-v2 weights and new head in both (pooled [CLS], dropout 0.1, 8 classes), the
+    same batches of play passages (our token ids, padded to the longest of the batch, at most
+    ``max_length``), forward + cross-entropy + backward + fused AdamW. Checked first: equal logits
+    in eval mode.
+    """
+    import warnings
+
+    import transformers
+
+    from minitransformer.data.pairs import builtin_task
+    from minitransformer.embedding_search import minilm_folder
+    from minitransformer.finetune import SequenceClassifier
+    from minitransformer.tokenizers import load_tokenizer
+    from minitransformer.training.trainer import classifier_config
+
+    with warnings.catch_warnings():  # (MiniLM has no MLM or NSP head; the classifier needs neither)
+        warnings.simplefilter("ignore")
+        base = Bert.from_pretrained(minilm_folder())
+    train, _ = builtin_task("plays")
+    labels = sorted({p.target for p in train})
+    torch.manual_seed(0)
+    ours = SequenceClassifier.from_config(classifier_config(base.config, labels))
+    ours.encoder.load_state_dict({k: v for k, v in base.state_dict().items() if k in ours.encoder.state_dict()})
+    hf_config = transformers.BertConfig.from_json_file(str(minilm_folder() / "config.json"))
+    hf_config.num_labels, hf_config._attn_implementation = len(labels), "sdpa"
+    hf = transformers.BertForSequenceClassification(hf_config)
+    hf.bert.load_state_dict(bert_interop.state_dict_to_hf(ours.encoder.state_dict(), ours.encoder.config), strict=True)
+    hf.classifier.load_state_dict(ours.head.classifier.state_dict())
+
+    tok = load_tokenizer(minilm_folder() / "tokenizer.json")
+    cls_id, sep_id, pad_id = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+    gen = torch.Generator().manual_seed(0)
+    data = []
+    for _ in range(2):
+        rows = torch.randint(len(train), (batch,), generator=gen).tolist()
+        seqs = [[cls_id, *tok.encode(train[r].source)[: max_length - 2], sep_id] for r in rows]
+        width = max(map(len, seqs))
+        ids = torch.full((batch, width), pad_id)
+        mask = torch.zeros_like(ids)
+        for i, seq in enumerate(seqs):
+            ids[i, :len(seq)], mask[i, :len(seq)] = torch.tensor(seq), 1
+        data.append((ids, mask, torch.tensor([labels.index(train[r].target) for r in rows])))
+
+    ours.eval(), hf.eval()
+    with torch.no_grad():
+        ids, mask, _ = data[0]
+        diff = (ours(ids, attention_mask=mask).logits - hf(input_ids=ids, attention_mask=mask).logits).abs().max()
+    ours.train(), hf.train()
+    opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
+            for name, m in (("ours", ours), ("hf", hf))}
+
+    def step(name: str, b) -> None:
+        ids, mask, y = b
+        loss = (ours(ids, attention_mask=mask, labels=y).loss if name == "ours"
+                else hf(input_ids=ids, attention_mask=mask, labels=y).loss)
+        loss.backward()
+        opts[name].step()
+        opts[name].zero_grad(set_to_none=True)
+
+    def timed(name: str) -> float:
+        t0 = time.perf_counter()
+        for i in range(steps):
+            step(name, data[i % len(data)])
+        return steps * batch / (time.perf_counter() - t0)
+
+    for name in ("ours", "hf"):  # warm-up: allocator, kernels, optimizer state
+        for b in data:
+            step(name, b)
+    runs = {"ours": [], "hf": []}
+    for r in range(rounds):  # alternate, swapping who goes first every round
+        for name in (("ours", "hf") if r % 2 == 0 else ("hf", "ours")):
+            runs[name].append(timed(name))
+    med = {name: statistics.median(v) for name, v in runs.items()}
+    ratio = statistics.median(o / h for o, h in zip(runs["ours"], runs["hf"], strict=True))
+    widths = [int(b[1].sum(1).max()) for b in data]
+    return ["| model | batch x tokens | ours examples/s | transformers examples/s | ours / transformers | "
+            "logits max abs diff (eval) |", "|---|---|---|---|---|---|",
+            f"| all-MiniLM-L6-v2 + 8-class head | {batch} x {widths[0]}/{widths[1]} | {med['ours']:,.1f} | "
+            f"{med['hf']:,.1f} | {ratio:.2f}x | {float(diff):.1e} |", "",
+            f"{steps} steps per round, medians over {rounds} alternating rounds; the ratio is the median of "
+            "per-round ratios."]
+
+
 def bench_cuda(rounds: int, steps: int, device: str = "cuda", train_cfg: BertConfig | None = None,
                batch: int = 32) -> list[str]:
     """On a GPU: our model equals itself on the CPU and transformers on the GPU; bf16 training speed vs transformers.
@@ -372,7 +459,7 @@ def bench_cuda(rounds: int, steps: int, device: str = "cuda", train_cfg: BertCon
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["train", "embed", "finetune", "cuda", "all"])
+    parser.add_argument("what", choices=["train", "embed", "finetune", "classify", "cuda", "all"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=float, default=1.0,
                         help="scale of the steps per timed round (train: tiny 20, bert-base-like 2; cuda: 10)")
@@ -399,6 +486,10 @@ def main() -> None:
     if args.what in ("embed", "all"):
         sections += ["## Sentence embeddings, ours vs transformers.BertModel", ""]
         sections += bench_embed(args.rounds, args.sentences) + [""]
+    if args.what in ("classify", "all"):
+        sections += ["## Fine-tuning step of a classifier (`minitransformer finetune bert --from minilm`), ours vs "
+                     "transformers.BertForSequenceClassification", ""]
+        sections += bench_classify(args.rounds, max(1, round(3 * args.steps)), args.batch_size, args.max_length) + [""]
     if args.what in ("finetune", "all"):
         sections += ["## Fine-tuning all-MiniLM-L6-v2 for play classification", ""]
         sections += bench_finetune(args.finetune_seconds or None, args.pooling, args.lr, args.batch_size,
