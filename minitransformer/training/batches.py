@@ -603,6 +603,15 @@ class SpanCorruptionObjective(Objective):
                 f"predicted: {dec(out[0, 1:].tolist())}")
 
 
+def sql_database(cfg: TrainConfig):
+    """The database the built-in ``sql`` task's questions are about (to run the answers), else None."""
+    if cfg.corpus != "sql":
+        return None
+    from minitransformer.data.sql_task import make_database
+
+    return make_database()
+
+
 class ExampleObjective(Objective):
     """What the fine-tuning objectives share: a finite list of examples per split.
 
@@ -664,18 +673,15 @@ class TextToTextObjective(ExampleObjective):
 
     family = "t5"
     reports_perplexity = True
+    end_token, pad_token = "</s>", "<pad>"  # the answer's end marker, and what pads a batch
 
     def __init__(self, cfg, data, tokenizer) -> None:
         super().__init__(cfg, data, tokenizer)
-        self.pad_id = tokenizer.token_to_id("<pad>")
-        self.eos_id = tokenizer.token_to_id("</s>")
+        self.eos_id = tokenizer.token_to_id(self.end_token)
+        self.pad_id = tokenizer.token_to_id(self.pad_token)
         if self.pad_id is None or self.eos_id is None:
-            raise ValueError("the tokenizer lacks T5's special tokens <pad> and </s>")
-        self.database = None
-        if cfg.corpus == "sql":
-            from minitransformer.data.sql_task import make_database
-
-            self.database = make_database()  # the database the built-in task's questions are about
+            raise ValueError(f"the tokenizer lacks the {self.family} special tokens {self.end_token} and {self.pad_token}")
+        self.database = sql_database(cfg)
 
     def model_config(self):
         from minitransformer.models.config import T5Config
@@ -795,18 +801,8 @@ class PromptCompletionObjective(TextToTextObjective):
     """
 
     family = "gpt"
-
-    def __init__(self, cfg, data, tokenizer) -> None:
-        ExampleObjective.__init__(self, cfg, data, tokenizer)
-        self.eos_id = tokenizer.token_to_id(GPT_SPECIALS[0])
-        if self.eos_id is None:
-            raise ValueError(f"the tokenizer lacks GPT's end marker {GPT_SPECIALS[0]}")
-        self.pad_id = self.eos_id  # padding is masked out and never scored: any id would do
-        self.database = None
-        if cfg.corpus == "sql":
-            from minitransformer.data.sql_task import make_database
-
-            self.database = make_database()
+    # padding is masked out and never scored, so the end marker pads too (a GPT tokenizer has no pad token)
+    end_token = pad_token = GPT_SPECIALS[0]
 
     def model_config(self):
         raise ValueError("prompt-completion fine-tuning starts from a trained GPT: give the folder to start from")
