@@ -310,17 +310,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(set(map(os.path.abspath, args.runs))) < len(args.runs):
         raise ValueError("a run folder is named twice; name each run once")
-    runs = [read_run(r) for r in args.runs]
+    runs = [read_run(r, args.metric) for r in args.runs]
     print(summary_table(runs))
     problems = comparability(runs)
+    what = "validation losses" if args.metric == "loss" else f"validation {args.metric.replace('_', ' ')} figures"
     if len(runs) > 1 and problems:
-        print("\nThe validation losses do not compare: " + "; ".join(problems) + ".")
+        print(f"\nThe {what} do not compare: " + "; ".join(problems) + ".")
     elif len(runs) > 1:
         sizes = sorted({r.val_examples for r in runs})
         overlap = ("the same examples" if len(sizes) == 1 else
                    f"the same first {sizes[0]} examples (eval_batches x batch_size: "
                    f"{', '.join(str(r.val_examples) for r in runs)})")
-        print(f"\nThe validation losses compare: same family, validation text, tokenizer and sequence length; "
+        print(f"\nThe {what} compare: same family, validation text, tokenizer and sequence length; "
               f"scored on {overlap}.")
     path = plot_runs(runs, args.out, x=args.x)
     print(f"plot: {path}")
@@ -435,6 +436,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                     "validation losses measure the same thing, and one plot of their curves.")
     c.add_argument("runs", nargs="+", help="run folders written by `minitransformer pretrain` or `finetune`")
     c.add_argument("--out", default="compare.png", help="where the plot goes (default: ./compare.png)")
+    c.add_argument("--metric", default="loss",
+                   help="the validation metric to compare (default: loss; e.g. exact_match, accuracy, perplexity: "
+                        "any the runs logged); higher is better for accuracies and exact match")
     c.add_argument("--x", choices=("step", "tokens"), default="step",
                    help="the plot's x axis: optimizer steps, or training tokens seen (for runs with other batch sizes)")
     c.set_defaults(func=cmd_compare)

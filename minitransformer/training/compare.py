@@ -33,6 +33,7 @@ class RunSummary:
     val: list[tuple[int, float]]  # (step, validation loss), in log order
     train: list[tuple[int, float]]  # (step, training loss)
     tokens_per_step: float | None  # training tokens per optimizer step, from the log
+    metric: str = "loss"  # what ``val`` holds: the validation loss, or another logged metric (accuracy, ...)
 
     @property
     def steps(self) -> int:
@@ -40,7 +41,9 @@ class RunSummary:
 
     @property
     def best_val(self) -> tuple[int, float] | None:
-        return min(self.val, key=lambda p: p[1]) if self.val else None
+        if not self.val:
+            return None
+        return (max if higher_is_better(self.metric) else min)(self.val, key=lambda p: p[1])
 
     @property
     def last_val(self) -> tuple[int, float] | None:
@@ -51,8 +54,14 @@ class RunSummary:
         return self.config.eval_batches * self.config.batch_size
 
 
-def read_run(run_dir: str | os.PathLike) -> RunSummary:
-    """A run folder's settings, tokenizer fingerprint and logged losses (FileNotFoundError if it is no run)."""
+def higher_is_better(metric: str) -> bool:
+    """Accuracies and exact match grow as a model learns; losses and perplexity shrink."""
+    return "accuracy" in metric or metric == "exact_match"
+
+
+def read_run(run_dir: str | os.PathLike, metric: str = "loss") -> RunSummary:
+    """A run folder's settings, tokenizer fingerprint, training losses and the validation ``metric``
+    (FileNotFoundError if it is no run; ValueError naming the logged metrics if it never logged ``metric``)."""
     from minitransformer.training.trainer import read_run_config
 
     run_dir = Path(run_dir)
@@ -63,14 +72,19 @@ def read_run(run_dir: str | os.PathLike) -> RunSummary:
                                 "or `finetune`")
     events = read_metrics(run_dir)
 
-    def losses(split: str) -> list[tuple[int, float]]:
-        return [(int(e["step"]), float(e["loss"])) for e in events
-                if e.get("split") == split and isinstance(e.get("loss"), (int, float)) and math.isfinite(e["loss"])]
+    def losses(split: str, name: str = "loss") -> list[tuple[int, float]]:
+        return [(int(e["step"]), float(e[name])) for e in events
+                if e.get("split") == split and isinstance(e.get(name), (int, float)) and math.isfinite(e[name])]
+
+    val = losses("val", metric)
+    logged = sorted({k for e in events if e.get("split") == "val" for k in e} - {"step", "split"})
+    if metric not in logged and logged:
+        raise ValueError(f"{run_dir} logged no validation {metric!r}; it logged {', '.join(logged)}")
 
     counted = [e for e in events if e.get("split") == "train" and isinstance(e.get("tokens"), (int, float))]
     tokens_per_step = counted[-1]["tokens"] / counted[-1]["step"] if counted and counted[-1]["step"] else None
     return RunSummary(run_dir, config, hashlib.sha256(tokenizer.read_bytes()).hexdigest(),
-                      losses("val"), losses("train"), tokens_per_step)
+                      val, losses("train"), tokens_per_step, metric)
 
 
 def comparability(runs: list[RunSummary]) -> list[str]:
@@ -97,7 +111,8 @@ def comparability(runs: list[RunSummary]) -> list[str]:
 
 def summary_table(runs: list[RunSummary]) -> str:
     """A Markdown table: one row per run."""
-    rows = ["| run | family | tokenizer | steps | tokens seen | best val loss (step) | last val loss (step) |",
+    metric = runs[0].metric.replace("_", " ") if runs else "loss"
+    rows = [f"| run | family | tokenizer | steps | tokens seen | best val {metric} (step) | last val {metric} (step) |",
             "|---|---|---|---|---|---|---|"]
     for r in runs:
         best, last = r.best_val, r.last_val
@@ -109,7 +124,8 @@ def summary_table(runs: list[RunSummary]) -> str:
 
 
 def plot_runs(runs: list[RunSummary], path: str | os.PathLike, x: str = "step") -> Path:
-    """Validation loss (solid, dots) and training loss (faint) of every run against step or tokens seen."""
+    """The validation metric (solid, dots; the loss by default) of every run against step or tokens seen, and
+    with the loss the training loss (faint)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,13 +137,14 @@ def plot_runs(runs: list[RunSummary], path: str | os.PathLike, x: str = "step") 
     for i, r in enumerate(runs):
         color = f"C{i % 10}"
         scale = r.tokens_per_step if x == "tokens" and r.tokens_per_step else 1.0
-        if r.train:
+        if r.train and r.metric == "loss":
             ax.plot([s * scale for s, _ in r.train], [v for _, v in r.train], color=color, alpha=0.25, lw=1)
         if r.val:
             ax.plot([s * scale for s, _ in r.val], [v for _, v in r.val], color=color, marker="o", ms=3, lw=1.5,
                     label=str(r.path))
     ax.set_xlabel("training tokens seen" if x == "tokens" else "step")
-    ax.set_ylabel("validation loss (nats; faint: training)")
+    metric = runs[0].metric if runs else "loss"
+    ax.set_ylabel("validation loss (nats; faint: training)" if metric == "loss" else f"validation {metric.replace('_', ' ')}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -60,3 +60,13 @@ def test_fine_tuning_runs_compare_only_on_the_same_pairs_and_lengths(runs, tmp_p
     one = read_run(runs["seed1"])
     longer = dataclasses.replace(one, config=dataclasses.replace(one.config, target_len=128))
     assert comparability([one, longer]) == ["their target length differs (64, 128)"]
+
+
+def test_compare_another_metric_where_higher_is_better(runs, tmp_path):
+    """Fine-tuning runs are compared by what they are for (accuracy, exact match): the best is the highest."""
+    code, stdout, err = run_cli("compare", runs["bert"], "--metric", "mlm_accuracy", "--out", tmp_path / "c.png")
+    assert code == 0, err
+    best = max((e["mlm_accuracy"], e["step"]) for e in read_metrics(runs["bert"]) if e["split"] == "val")
+    assert "best val mlm accuracy (step)" in stdout and f"| {best[0]:.4f} ({best[1]}) |" in stdout
+    code, _, err = run_cli("compare", runs["seed1"], "--metric", "accuracy", "--out", tmp_path / "d.png")
+    assert_one_line_error(code, err, "compare", "logged no validation 'accuracy'; it logged loss, perplexity")
