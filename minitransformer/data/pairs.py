@@ -6,8 +6,10 @@ classifier a text and its class name ("O Romeo, Romeo" -> "Romeo and Juliet"). T
 one example per line:
 
 - ``.jsonl``: ``{"input": "...", "target": "..."}``; ``"source"`` or ``"text"`` may name the input,
-  ``"label"`` the target (a number is read as its text, "3");
-- ``.tsv``: the input, one tab, the target (neither may hold a tab; use JSON Lines for those).
+  ``"label"`` the target (a number is read as its text, "3"); ``"text_pair"`` a second input text,
+  for classifying pairs of texts;
+- ``.tsv``: the input, one tab, the target; or the input, the second input and the target (no field
+  may hold a tab; use JSON Lines for those).
 
 Built-in tasks need no file: ``"sql"`` (English questions -> SQL over a small generated database,
 ``sql_task``), ``"translation"`` (English -> Pig Latin, ``translation_task``) and, for
@@ -45,11 +47,14 @@ def read_pairs(path: str | Path) -> list[TextPair]:
         if not line.strip():
             continue  # blank lines (a trailing newline, a visual break) are not examples
         where = f"{path}, line {number}"
+        text_pair = None
         if path.suffix.lower() == ".tsv":
             fields = line.split("\t")
-            if len(fields) != 2:
-                raise ValueError(f"{where}: expected the input, one tab, the target; found {len(fields) - 1} tabs")
-            source, target = fields
+            if len(fields) not in (2, 3):
+                raise ValueError(f"{where}: expected the input, one tab, the target (or input, second input, target); "
+                                 f"found {len(fields) - 1} tabs")
+            source, *pair, target = fields
+            text_pair = pair[0] if pair else None
         else:
             try:
                 item = json.loads(line)
@@ -65,11 +70,12 @@ def read_pairs(path: str | Path) -> list[TextPair]:
                                  f'"label"); found keys {sorted(item)}')
             if isinstance(target, int) and not isinstance(target, bool):
                 target = str(target)  # a class number
-        if not isinstance(source, str) or not isinstance(target, str):
-            raise ValueError(f"{where}: input and target must be strings")
-        if not source.strip() or not target.strip():
-            raise ValueError(f"{where}: the input and the target must not be empty")
-        pairs.append(TextPair(source, target))
+            text_pair = item.get("text_pair")
+        if not isinstance(source, str) or not isinstance(target, str) or not isinstance(text_pair, str | None):
+            raise ValueError(f"{where}: input, target and text_pair must be strings")
+        if not source.strip() or not target.strip() or (text_pair is not None and not text_pair.strip()):
+            raise ValueError(f"{where}: the input, the target and a text_pair must not be empty")
+        pairs.append(TextPair(source, target, text_pair))
     if not pairs:
         raise ValueError(f"{path} holds no examples")
     return pairs
@@ -111,8 +117,11 @@ def pair_splits(data: str, val_data: str | None = None, val_fraction: float = 0.
     pairs = read_pairs(data)
     if val_data is not None:
         return {"train": pairs, "val": read_pairs(val_data)}
-    train = [p for p in pairs if not is_heldout(p.source, val_fraction)]
-    val = [p for p in pairs if is_heldout(p.source, val_fraction)]
+    def key(p: TextPair) -> str:  # the whole input: both texts of a pair
+        return p.source if p.text_pair is None else f"{p.source}\t{p.text_pair}"
+
+    train = [p for p in pairs if not is_heldout(key(p), val_fraction)]
+    val = [p for p in pairs if is_heldout(key(p), val_fraction)]
     if not train or not val:
         raise ValueError(f"{data}: its {len(pairs)} examples gave {len(train)} for training and {len(val)} for "
                          f"validation (val_fraction={val_fraction}); give more examples or a validation file")

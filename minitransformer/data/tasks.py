@@ -16,10 +16,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TextPair:
-    """One text-to-text example: ``source`` (task prefix included) -> ``target``."""
+    """One text-to-text example: ``source`` (task prefix included) -> ``target``.
+
+    ``text_pair``: a second input text, for classifying a *pair* of texts (does b follow a? do they
+    mean the same?), which BERT reads as ``[CLS] source [SEP] text_pair [SEP]`` (Devlin et al. 2019 §4.1).
+    """
 
     source: str
     target: str
+    text_pair: str | None = None
 
 
 @dataclass(frozen=True)

@@ -870,7 +870,8 @@ class PromptCompletionObjective(TextToTextObjective):
 class ClassificationObjective(ExampleObjective):
     """BERT fine-tuning: which class a text belongs to (Devlin et al. 2019 §4.1).
 
-    Each example is ``[CLS] text [SEP]`` (cut to ``seq_len``) and a class; the model is a
+    Each example is ``[CLS] text [SEP]``, or for a pair of texts ``[CLS] text [SEP] text_pair [SEP]``
+    with token types 0 and 1 (cut to ``seq_len``, the longer text first), and a class; the model is a
     ``SequenceClassifier``: the pretrained encoder and one new linear layer on the pooled ``[CLS]``
     vector (or the mean of the token vectors, for an encoder without a pooler). The classes are the
     training examples' target names, sorted, unless ``labels`` gives them (a saved classifier's).
@@ -900,10 +901,19 @@ class ClassificationObjective(ExampleObjective):
     def model_config(self):
         raise ValueError("classification fine-tuning starts from a trained BERT: give the folder to start from")
 
+    def _frame(self, pieces: list[list[int]]) -> tuple[list[int], list[int]]:
+        """One text or a pair -> ids and token types, cut to ``seq_len``."""
+        if len(pieces) == 1:
+            ids = [self.cls_id, *pieces[0][: self.cfg.seq_len - 2], self.sep_id]
+            return ids, [0] * len(ids)
+        from minitransformer.data.nsp import frame_pair
+
+        return frame_pair(pieces[0], pieces[1], self.cls_id, self.sep_id, max_len=self.cfg.seq_len)
+
     def notes(self) -> list[str]:
         out = []
         for name, examples in self._examples.items():
-            lengths = [len(e[0]) + 2 for e in examples]  # + [CLS] and [SEP]
+            lengths = [sum(map(len, e)) + len(e) + 1 for e in examples]  # + [CLS] and a [SEP] per text
             cut = sum(n > self.cfg.seq_len for n in lengths)
             if cut:
                 out.append(f"{cut} of {len(examples)} {name} texts are longer than --seq-len {self.cfg.seq_len} tokens "
@@ -914,23 +924,26 @@ class ClassificationObjective(ExampleObjective):
         B = self.cfg.batch_size
         name = "train" if split == TRAIN else "val"
         positions, real = self.positions(split, step, micro)
-        texts = [[self.cls_id, *self._examples[name][p][0][: self.cfg.seq_len - 2], self.sep_id] for p in positions]
-        T = max(map(len, texts))
+        framed = [self._frame(self._examples[name][p]) for p in positions]
+        T = max(len(ids) for ids, _ in framed)
         input_ids = torch.full((B, T), self.pad_id, dtype=torch.long)   # (B, T)
+        token_type_ids = torch.zeros((B, T), dtype=torch.long)
         attention_mask = torch.zeros((B, T), dtype=torch.long)
-        for row, ids in enumerate(texts):
+        for row, (ids, types) in enumerate(framed):
             input_ids[row, :len(ids)] = torch.tensor(ids)
+            token_type_ids[row, :len(ids)] = torch.tensor(types)
             attention_mask[row, :len(ids)] = 1
         classes = torch.tensor([self._classes[name][p] for p in positions])  # (B,)
         # every process holds as many (real) training rows, so each one's plain mean counts alike
-        return {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": classes[rows],
-                "real": torch.tensor(real)[rows], "tokens": torch.tensor(int(attention_mask.sum()))}
+        return {"input_ids": input_ids[rows], "token_type_ids": token_type_ids[rows],
+                "attention_mask": attention_mask[rows], "labels": classes[rows], "real": torch.tensor(real)[rows],
+                "tokens": torch.tensor(int(attention_mask.sum()))}
 
     def loss(self, model, batch):
-        return model(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        return model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], labels=batch["labels"]).loss
 
     def eval_sums(self, model, batch):
-        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()  # (B, n_classes)
+        logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]).logits.float()  # (B, n)
         real = batch["real"]
         losses = F.cross_entropy(logits, batch["labels"], reduction="none")[real]
         correct = (logits.argmax(-1) == batch["labels"])[real]
@@ -939,10 +952,11 @@ class ClassificationObjective(ExampleObjective):
 
     def sample(self, model, device):
         batch = {k: v.to(device) for k, v in self.batch(VAL, 0, 0, slice(0, 1)).items()}
-        probs = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float().softmax(-1)[0]
+        probs = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]).logits.float().softmax(-1)[0]
         top = probs.topk(min(3, len(self.labels)))
         guesses = ", ".join(f"{self.labels[int(i)]} ({float(q):.2f})" for q, i in zip(*top, strict=True))
-        text = self.tokenizer.decode([t for t in batch["input_ids"][0].tolist() if t != self.pad_id][1:-1])
+        text = self.tokenizer.decode([t for t in batch["input_ids"][0].tolist() if t != self.pad_id][1:-1],
+                                     skip_special_tokens=False)  # (a pair's [SEP] shows where the second text starts)
         return f"text:      {text[:300]}\nclass:     {self.labels[int(batch['labels'][0])]}\npredicted: {guesses}"
 
 
@@ -969,7 +983,11 @@ def corpus_splits(cfg: TrainConfig) -> dict[str, list]:
     if cfg.task in ("text-to-text", "classify"):
         from minitransformer.data.pairs import pair_splits
 
-        return pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)
+        splits = pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)
+        if cfg.task == "text-to-text" and any(p.text_pair is not None for v in splits.values() for p in v):
+            raise ValueError("text_pair (a second input text) is for classifying pairs with BERT; for a text-to-text "
+                             "model write both texts into the input")
+        return splits
     return split_corpus(cfg.corpus, cfg.val_fraction)
 
 
@@ -978,7 +996,7 @@ def split_texts(cfg: TrainConfig, splits: dict[str, list]) -> list[str]:
     if cfg.task == "text-to-text":
         return [t for pairs in splits.values() for p in pairs for t in (p.source, p.target)]
     if cfg.task == "classify":  # the class names are never tokenized
-        return [p.source for pairs in splits.values() for p in pairs]
+        return [t for pairs in splits.values() for p in pairs for t in (p.source, p.text_pair) if t is not None]
     return [t for texts in splits.values() for t in texts]
 
 
@@ -987,8 +1005,9 @@ def documents_for_cache(cfg: TrainConfig, splits: dict[str, list]) -> dict[str, 
     pair for text-to-text, whole texts otherwise."""
     if cfg.task == "text-to-text":
         return {name: [[p.source, p.target] for p in pairs] for name, pairs in splits.items()}
-    if cfg.task == "classify":
-        return {name: [[p.source] for p in pairs] for name, pairs in splits.items()}
+    if cfg.task == "classify":  # one piece, or two for a pair of texts
+        return {name: [[p.source] + ([p.text_pair] if p.text_pair is not None else []) for p in pairs]
+                for name, pairs in splits.items()}
     if cfg.family == "bert":
         return {name: sentence_documents(texts, cfg.corpus) for name, texts in splits.items()}
     return {name: [[t] for t in texts if t] for name, texts in splits.items()}

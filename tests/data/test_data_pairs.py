@@ -48,8 +48,8 @@ def test_source_is_another_name_for_input_and_blank_lines_are_skipped(tmp_path):
     ("p.jsonl", '{"input": "a", "target": [3]}\n', "must be strings"),
     ("p.jsonl", '{"input": "a", "target": "  "}\n', "must not be empty"),
     ("p.jsonl", "\n\n", "holds no examples"),
-    ("p.tsv", "a\tb\nonly an input\n", "line 2: expected the input, one tab, the target; found 0 tabs"),
-    ("p.tsv", "a\tb\tc\n", "found 2 tabs"),
+    ("p.tsv", "a\tb\nonly an input\n", "line 2: expected the input, one tab, the target"),
+    ("p.tsv", "a\tb\tc\td\n", "found 3 tabs"),
     ("p.csv", "a,b\n", "must end in .jsonl"),
 ])
 def test_broken_files_are_named_with_their_line(tmp_path, name, text, needle):
@@ -58,6 +58,20 @@ def test_broken_files_are_named_with_their_line(tmp_path, name, text, needle):
     with pytest.raises(ValueError, match=None) as info:
         read_pairs(path)
     assert needle in str(info.value)
+
+
+def test_a_second_input_text_for_classifying_pairs(tmp_path):
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text('{"text": "a", "text_pair": "b", "label": "same"}\n{"text": "c", "label": "x"}\n', encoding="utf-8")
+    assert read_pairs(jsonl) == [TextPair("a", "same", "b"), TextPair("c", "x")]
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("a\tb\tsame\nc\tx\n", encoding="utf-8")
+    assert read_pairs(tsv) == [TextPair("a", "same", "b"), TextPair("c", "x")]
+    for text, needle in (('{"text": "a", "text_pair": 3, "label": "y"}', "must be strings"),
+                         ('{"text": "a", "text_pair": " ", "label": "y"}', "must not be empty")):
+        jsonl.write_text(text + "\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=needle):
+            read_pairs(jsonl)
 
 
 def test_missing_and_non_utf8_files(tmp_path):

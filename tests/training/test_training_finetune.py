@@ -388,3 +388,40 @@ def test_only_the_completion_is_scored_and_the_prompt_keeps_its_last_tokens(runs
         kept = tok.decode(ids[: n - len(answer)])
         assert len(kept) == cfg.seq_len - cfg.target_len and prompt.endswith(kept)  # the prompt's last tokens
     assert "prompts (their first tokens are dropped)" in " ".join(objective.notes())
+
+
+def test_a_classifier_of_text_pairs(runs, tmp_path):
+    """``text_pair``: BERT reads ``[CLS] a [SEP] b [SEP]`` with token types 0 then 1; a pair too long
+    loses tokens from its longer text first; generate takes the second text with --text-pair."""
+    pairs = [(f"{WORDS[i % 11]} night", f"{WORDS[i % 11] if i % 2 else WORDS[(i + 3) % 11]} night",
+              "same" if i % 2 else "different") for i in range(44)]
+    data, val = tmp_path / "pairs.tsv", tmp_path / "val.tsv"
+    data.write_text("".join(f"{a}\t{b}\t{c}\n" for a, b, c in pairs), encoding="utf-8")
+    val.write_text("".join(f"{a}\t{b}\t{c}\n" for a, b, c in pairs[:6]), encoding="utf-8")
+    cfg = preset("bert", "tiny", finetune=True, corpus=str(data), val_corpus=str(val), init_from=str(runs("bert")),
+                 progress=False, plot=False, measure_mfu=False, seq_len=12)
+    trainer = Trainer(cfg, tmp_path / "ft", say=quiet)
+    trainer.setup()
+    tok, objective = trainer.tokenizer, trainer.objective
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    batch = objective.batch(TRAIN, 0, 0, slice(None))
+    for ids, types, mask in zip(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], strict=True):
+        ids, types = ids[: int(mask.sum())].tolist(), types[: int(mask.sum())].tolist()
+        first_sep = ids.index(sep_id)
+        assert ids[0] == cls_id and ids[-1] == sep_id and ids.count(sep_id) == 2
+        assert types == [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+    long = objective._frame([list(range(100, 120)), list(range(200, 204))])[0]  # 20 + 4 tokens into 12
+    assert long == [cls_id, *range(100, 105), sep_id, *range(200, 204), sep_id]  # the longer text lost its tail
+
+    code, out, err = run_cli("finetune", "bert", "--from", runs("bert"), "--data", data, "--val-data", val,
+                             "--preset", "tiny", "--out", tmp_path / "run", "--no-progress", "--max-steps", "4")
+    assert code == 0, err
+    code, shown, err = run_cli("generate", "--run", tmp_path / "run", "--prompt", "good night",
+                               "--text-pair", "good night")
+    assert code == 0, err
+    assert {line.rsplit("  ", 1)[0] for line in shown.strip().splitlines()} == {"same", "different"}
+    code, _, err = run_cli("generate", "--run", runs("t5"), "--prompt", "a <extra_id_0>", "--text-pair", "b")
+    assert code == 2 and "--text-pair is the second text for a classifier" in err
+    code, _, err = run_cli("finetune", "t5", "--from", runs("t5"), "--data", data, "--val-data", val,
+                           "--preset", "tiny", "--out", tmp_path / "t5", "--no-progress")
+    assert code == 2 and "text_pair (a second input text) is for classifying pairs with BERT" in err
