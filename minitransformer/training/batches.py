@@ -14,6 +14,10 @@ Each family has an ``Objective`` that knows three things the trainer does not:
 - which numbers to report on validation data (perplexity; MLM and NSP accuracy; span token accuracy);
 - how to show progress as text (a continuation; predicted masked words; filled-in spans).
 
+Fine-tuning (``minitransformer finetune``) adds three objectives on lists of (input, target) pairs
+(``ExampleObjective``): T5 writes the target (``TextToTextObjective``), GPT continues the prompt with
+it (``PromptCompletionObjective``), BERT names its class (``ClassificationObjective``).
+
 Training batches are a pure function of ``(seed, split, step, micro_step)``: each is drawn from a
 ``torch.Generator`` seeded with those numbers. So the step number *is* the data position (a
 resumed run draws exactly the batches it would have drawn), and every process of a distributed
