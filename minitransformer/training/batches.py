@@ -644,6 +644,18 @@ class ExampleObjective(Objective):
         """Validation stops at the end of the validation examples (the last batch may be partly empty)."""
         return min(requested, math.ceil(len(self._examples.get("val", [])) / self.cfg.batch_size))
 
+    def cut_notes(self, what: str, lengths_of, limit: int, advice: str) -> list[str]:
+        """One line per split saying how many of its ``what`` are longer than ``limit`` tokens (and so are
+        cut); ``lengths_of(example)`` counts an example's tokens the way the batches frame it."""
+        out = []
+        for name, examples in self._examples.items():
+            lengths = [lengths_of(e) for e in examples]
+            cut = sum(n > limit for n in lengths)
+            if cut:
+                out.append(f"{cut} of {len(examples)} {name} {what} are longer than {limit} tokens (the longest: "
+                           f"{max(lengths)}) and are cut; {advice}")
+        return out
+
     def positions(self, split: int, step: int, micro: int) -> tuple[list[int], list[bool]]:
         """Which examples (indices into the split) make the global micro-batch, and which rows are real."""
         B = self.cfg.batch_size
@@ -696,15 +708,10 @@ class TextToTextObjective(ExampleObjective):
 
     def notes(self) -> list[str]:
         """Examples cut to fit ``seq_len`` / ``target_len`` (a cut target cannot be answered exactly)."""
-        out = []
-        for name, examples in self._examples.items():
-            for side, limit, flag in ((0, self.cfg.seq_len, "--seq-len"), (1, self.cfg.target_len, "--target-len")):
-                lengths = [len(e[side]) + 1 for e in examples]  # + </s>
-                cut = sum(n > limit for n in lengths)
-                if cut:
-                    out.append(f"{cut} of {len(examples)} {name} {('inputs', 'targets')[side]} are longer than "
-                               f"{flag} {limit} tokens (the longest: {max(lengths)}) and are cut; raise {flag} to keep them whole")
-        return out
+        return (self.cut_notes("inputs", lambda e: len(e[0]) + 1, self.cfg.seq_len,  # + </s>
+                               "raise --seq-len to keep them whole")
+                + self.cut_notes("targets", lambda e: len(e[1]) + 1, self.cfg.target_len,
+                                 "raise --target-len to keep them whole"))
 
     def batch(self, split, step, micro, rows):
         B = self.cfg.batch_size
@@ -817,17 +824,11 @@ class PromptCompletionObjective(TextToTextObjective):
             target[: self.cfg.target_len - 1] + [self.eos_id]
 
     def notes(self) -> list[str]:
-        out = []
-        budget = self.cfg.seq_len - self.cfg.target_len
-        for name, examples in self._examples.items():
-            for side, limit, what in ((0, budget, "prompts (their first tokens are dropped)"),
-                                      (1, self.cfg.target_len - 1, "targets")):
-                cut = sum(len(e[side]) > limit for e in examples)
-                if cut:
-                    out.append(f"{cut} of {len(examples)} {name} {what} are longer than {limit} tokens and are cut "
-                               f"(--seq-len {self.cfg.seq_len} holds prompt and target, --target-len "
-                               f"{self.cfg.target_len} the target with its end marker)")
-        return out
+        advice = (f"--seq-len {self.cfg.seq_len} holds prompt and target, --target-len {self.cfg.target_len} the "
+                  "target with its end marker")
+        return (self.cut_notes("prompts (their first tokens are dropped)", lambda e: len(e[0]),
+                               self.cfg.seq_len - self.cfg.target_len, advice)
+                + self.cut_notes("targets", lambda e: len(e[1]) + 1, self.cfg.target_len, advice))
 
     def batch(self, split, step, micro, rows):
         B = self.cfg.batch_size
@@ -915,14 +916,8 @@ class ClassificationObjective(ExampleObjective):
         return frame_pair(pieces[0], pieces[1], self.cls_id, self.sep_id, max_len=self.cfg.seq_len)
 
     def notes(self) -> list[str]:
-        out = []
-        for name, examples in self._examples.items():
-            lengths = [sum(map(len, e)) + len(e) + 1 for e in examples]  # + [CLS] and a [SEP] per text
-            cut = sum(n > self.cfg.seq_len for n in lengths)
-            if cut:
-                out.append(f"{cut} of {len(examples)} {name} texts are longer than --seq-len {self.cfg.seq_len} tokens "
-                           f"(the longest: {max(lengths)}) and are cut")
-        return out
+        return self.cut_notes("texts", lambda e: sum(map(len, e)) + len(e) + 1,  # + [CLS] and a [SEP] per text
+                              self.cfg.seq_len, "raise --seq-len to keep them whole")
 
     def batch(self, split, step, micro, rows):
         B = self.cfg.batch_size

@@ -7,32 +7,20 @@ resumed fine-tuning run is the same run; bad inputs are one line and leave nothi
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_training_cli import run_cli  # (tests/training is on sys.path)
 
-from minitransformer import cli
 from minitransformer.models.t5 import T5
 from minitransformer.tokenizers import CharTokenizer, UnigramTokenizer, load_tokenizer
 from minitransformer.training import preset
 from minitransformer.training.batches import IGNORE_INDEX, TRAIN, VAL, unknown_characters
 from minitransformer.training.metrics import read_metrics
 from minitransformer.training.trainer import Trainer
-
-
-def run_cli(*argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as e:  # argparse's own errors
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def quiet(_: str) -> None:
