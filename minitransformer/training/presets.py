@@ -130,7 +130,8 @@ def preset(family: str, name: str = DEFAULT_PRESET, finetune: bool = False, **ov
 
     ``model`` overrides are merged into the preset's model fields rather than replacing them;
     ``vocab_size=0`` removes the preset's vocabulary size (for a char tokenizer or a tokenizer file).
-    ``finetune=True``: a text-to-text fine-tuning preset (``FINETUNE_PRESETS``) instead.
+    ``finetune=True``: a fine-tuning preset (``FINETUNE_PRESETS``) instead. With ``init_from`` the
+    preset's model shape and vocabulary size are dropped: the starting model brings its own.
     """
     table = FINETUNE_PRESETS if finetune else PRESETS
     names = preset_names(family)
@@ -143,6 +144,8 @@ def preset(family: str, name: str = DEFAULT_PRESET, finetune: bool = False, **ov
     if finetune:
         settings["task"] = "classify" if family == "bert" else "text-to-text"
     settings["model"] = dict(settings.get("model", {}))
+    if overrides.get("init_from") is not None:  # the starting model brings its shape and tokenizer
+        settings["model"], settings["vocab_size"] = {}, None
     for key, value in overrides.items():
         if value is None:
             continue

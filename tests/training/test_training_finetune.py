@@ -413,3 +413,15 @@ def test_a_classifier_of_text_pairs(runs, tmp_path):
     code, _, err = run_cli("finetune", "t5", "--from", runs("t5"), "--data", data, "--val-data", val,
                            "--preset", "tiny", "--out", tmp_path / "t5", "--no-progress")
     assert code == 2 and "text_pair (a second input text) is for classifying pairs with BERT" in err
+
+
+def test_from_python_a_preset_with_init_from_takes_the_starting_models_shape(runs, tmp_path):
+    from minitransformer.training import train
+
+    cfg = preset("gpt", "tiny", init_from=str(runs("gpt")), max_steps=2, progress=False, plot=False,
+                 model={"dropout": 0.1})
+    assert cfg.model == {"dropout": 0.1} and cfg.vocab_size is None  # the preset's shape is not the model's
+    result = train(cfg, tmp_path / "more", say=quiet)
+    assert result.step == 2
+    assert load_file(str(tmp_path / "more" / "model.safetensors")).keys() == \
+        load_file(str(runs("gpt") / "model.safetensors")).keys()
