@@ -635,6 +635,10 @@ class ExampleObjective(Objective):
         n_val = len(self._examples.get("val", []))
         self._val_order = torch.randperm(n_val, generator=make_generator(VAL, 17)).tolist()
 
+    def model_config(self):
+        """None of its own: fine-tuning takes the model of ``init_from`` (``trainer.fit_init_config``)."""
+        raise ValueError("fine-tuning starts from a trained model: set init_from (--from) to its folder")
+
     def check_sizes(self, advice: str = "") -> None:
         for name, examples in self._examples.items():
             if not examples:
@@ -698,13 +702,6 @@ class TextToTextObjective(ExampleObjective):
         if self.pad_id is None or self.eos_id is None:
             raise ValueError(f"the tokenizer lacks the {self.family} special tokens {self.end_token} and {self.pad_token}")
         self.database = sql_database(cfg)
-
-    def model_config(self):
-        from minitransformer.models.config import T5Config
-
-        return T5Config(**{"vocab_size": self.tokenizer.vocab_size, "pad_token_id": self.pad_id,
-                           "eos_token_id": self.eos_id, "decoder_start_token_id": self.pad_id,
-                           "max_seq_len": max(self.cfg.seq_len, self.cfg.target_len), **self.cfg.model})
 
     def notes(self) -> list[str]:
         """Examples cut to fit ``seq_len`` / ``target_len`` (a cut target cannot be answered exactly)."""
@@ -815,9 +812,6 @@ class PromptCompletionObjective(TextToTextObjective):
     # padding is masked out and never scored, so the end marker pads too (a GPT tokenizer has no pad token)
     end_token = pad_token = GPT_SPECIALS[0]
 
-    def model_config(self):
-        raise ValueError("prompt-completion fine-tuning starts from a trained GPT: give the folder to start from")
-
     def _cut(self, prompt: list[int], target: list[int]) -> tuple[list[int], list[int]]:
         budget = self.cfg.seq_len - self.cfg.target_len
         return prompt[len(prompt) - budget:] if len(prompt) > budget else prompt, \
@@ -902,9 +896,6 @@ class ClassificationObjective(ExampleObjective):
         if len(self.labels) < 2:
             raise ValueError(f"classification needs at least 2 classes in the training data, got {self.labels}")
         self._classes = {name: [index[t] for t in names] for name, names in targets.items()}
-
-    def model_config(self):
-        raise ValueError("classification fine-tuning starts from a trained BERT: give the folder to start from")
 
     def _frame(self, pieces: list[list[int]]) -> tuple[list[int], list[int]]:
         """One text or a pair -> ids and token types, cut to ``seq_len``."""

@@ -101,6 +101,9 @@ class TrainConfig:
                              "writes no text: fine-tune it as a classifier)")
         if self.task == "classify" and self.family != "bert":
             raise ValueError(f"classification fine-tuning is built for bert (an encoder), not {self.family}")
+        if self.task != "pretrain" and self.init_from is None:
+            raise ValueError(f"{self.task} fine-tuning starts from a trained model: set init_from (--from) to its "
+                             "folder")
         if self.val_corpus is not None and self.task == "pretrain":
             raise ValueError("val_corpus applies to fine-tuning; pretraining validates on the tail of its corpus "
                              "(val_fraction)")

@@ -425,3 +425,8 @@ def test_from_python_a_preset_with_init_from_takes_the_starting_models_shape(run
     assert result.step == 2
     assert load_file(str(tmp_path / "more" / "model.safetensors")).keys() == \
         load_file(str(runs("gpt") / "model.safetensors")).keys()
+
+
+def test_fine_tuning_without_a_starting_model_is_refused_at_once():
+    with pytest.raises(ValueError, match="fine-tuning starts from a trained model: set init_from"):
+        preset("t5", "tiny", finetune=True, corpus="sql")
