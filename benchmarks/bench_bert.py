@@ -281,9 +281,8 @@ def bench_classify(rounds: int, steps: int = 3, batch: int = 32, max_length: int
 
     from minitransformer.data.pairs import builtin_task
     from minitransformer.embedding_search import minilm_folder
-    from minitransformer.finetune import SequenceClassifier
+    from minitransformer.finetune import ClassifierConfig, SequenceClassifier
     from minitransformer.tokenizers import load_tokenizer
-    from minitransformer.training.trainer import classifier_config
 
     with warnings.catch_warnings():  # (MiniLM has no MLM or NSP head; the classifier needs neither)
         warnings.simplefilter("ignore")
@@ -291,7 +290,7 @@ def bench_classify(rounds: int, steps: int = 3, batch: int = 32, max_length: int
     train, _ = builtin_task("plays")
     labels = sorted({p.target for p in train})
     torch.manual_seed(0)
-    ours = SequenceClassifier.from_config(classifier_config(base.config, labels))
+    ours = SequenceClassifier.from_config(ClassifierConfig.for_encoder(base.config, labels))
     ours.encoder.load_state_dict({k: v for k, v in base.state_dict().items() if k in ours.encoder.state_dict()})
     hf_config = transformers.BertConfig.from_json_file(str(minilm_folder() / "config.json"))
     hf_config.num_labels, hf_config._attn_implementation = len(labels), "sdpa"

@@ -13,6 +13,7 @@ little on labelled examples with a small learning rate, warm-up, linear decay an
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -53,6 +54,14 @@ class ClassifierConfig:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(map(repr, POOLINGS))}, got {self.pooling!r}")
         check_number("dropout", self.dropout, 0, 1, high_open=True)
+
+    @classmethod
+    def for_encoder(cls, encoder: BertConfig, labels: list[str]) -> ClassifierConfig:
+        """A classifier on a trained BERT with config ``encoder``: its pretraining heads dropped, the pooled
+        ``[CLS]`` vector if it has a pooler (else the mean of the tokens), its dropout for the head too."""
+        pooling = "cls" if encoder.pooler else "mean"
+        encoder = dataclasses.replace(encoder, mlm_head=False, nsp_head=False, discriminator_head=False)
+        return cls(encoder, list(labels), pooling, dropout=encoder.dropout)
 
     @property
     def vocab_size(self) -> int:

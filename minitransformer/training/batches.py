@@ -728,16 +728,21 @@ class TextToTextObjective(ExampleObjective):
             attention_mask[row, :len(source)] = 1
             if is_real:
                 labels[row, :len(target)] = torch.tensor(target)
+        return self._rows(split, rows, positions, real, input_ids, attention_mask, labels,
+                          tokens=int(attention_mask.sum()) + int((labels != IGNORE_INDEX).sum()))
+
+    def _rows(self, split: int, rows: slice, positions: list[int], real: list[bool], input_ids: torch.Tensor,
+              attention_mask: torch.Tensor, labels: torch.Tensor, tokens: int) -> dict[str, torch.Tensor]:
+        """Rows ``rows`` of the global micro-batch, with what validation and DDP need besides the tensors."""
         out = {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": labels[rows],
-               "real": torch.tensor(real)[rows]}
-        if split != TRAIN:  # which validation example each row is (its whole target, even if cut above)
+               "real": torch.tensor(real)[rows], "tokens": torch.tensor(tokens)}  # tokens: of all processes
+        if split != TRAIN:  # which validation example each row is (its whole target, even if cut)
             out["example"] = torch.tensor(positions)[rows]
         # Targets differ in length, so each process's mean loss covers another number of tokens:
         # weighted by its share of the micro-batch's target tokens (as BERT's MLM loss), DDP's
         # average of the processes' gradients is the gradient of the whole micro-batch's mean.
         n_all, n_here = int((labels != IGNORE_INDEX).sum()), int((out["labels"] != IGNORE_INDEX).sum())
-        out["weight"] = torch.tensor(n_here * (B / out["labels"].shape[0]) / n_all if n_all else 1.0)
-        out["tokens"] = torch.tensor(int(attention_mask.sum()) + n_all)  # the micro-batch's real tokens, all processes
+        out["weight"] = torch.tensor(n_here * (labels.shape[0] / out["labels"].shape[0]) / n_all if n_all else 1.0)
         return out
 
     def loss(self, model, batch):
@@ -766,6 +771,8 @@ class TextToTextObjective(ExampleObjective):
         n = int(selected.sum())
         correct = (logits.argmax(-1)[selected] == labels[selected]).sum()
         sums = {"loss": _pair(total, n), "token_accuracy": _pair(correct, n)}
+        from minitransformer.data.sql_task import execution_match
+
         real = batch["real"].tolist()
         answers = self._answers(model, batch)
         exact = executed = 0
@@ -777,8 +784,6 @@ class TextToTextObjective(ExampleObjective):
             gold_text = self.tokenizer.decode(gold, skip_special_tokens=True)
             exact += predicted_text == gold_text
             if self.database is not None:
-                from minitransformer.data.sql_task import execution_match
-
                 executed += execution_match(predicted_text, gold_text, self.database)
         sums["exact_match"] = _pair(torch.tensor(float(exact)), sum(real))
         if self.database is not None:
@@ -839,14 +844,8 @@ class PromptCompletionObjective(TextToTextObjective):
             attention_mask[row, :n] = 1
             if is_real:
                 labels[row, len(prompt):n] = torch.tensor(target)
-        out = {"input_ids": input_ids[rows], "attention_mask": attention_mask[rows], "labels": labels[rows],
-               "real": torch.tensor(real)[rows]}
-        if split != TRAIN:
-            out["example"] = torch.tensor(positions)[rows]
-        n_all, n_here = int((labels != IGNORE_INDEX).sum()), int((out["labels"] != IGNORE_INDEX).sum())
-        out["weight"] = torch.tensor(n_here * (B / out["labels"].shape[0]) / n_all if n_all else 1.0)  # as T5's
-        out["tokens"] = torch.tensor(int(attention_mask.sum()))
-        return out
+        return self._rows(split, rows, positions, real, input_ids, attention_mask, labels,
+                          tokens=int(attention_mask.sum()))
 
     def _scores(self, model, batch):
         logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)

@@ -72,7 +72,6 @@ def config_from_args(args: argparse.Namespace):
         if args.tokenizer in ("char", "bpe", "wordpiece", "unigram") or vocab_size is not None:
             raise ValueError(f"a run that starts from {init_from} keeps its tokenizer: --tokenizer takes only a "
                              "tokenizer.json file here (that model's, with tokens added), and --vocab-size nothing")
-        vocab_size = 0  # the starting model's tokenizer decides
     elif args.tokenizer is not None and args.tokenizer not in ("bpe", "wordpiece", "unigram") and vocab_size is None:
         vocab_size = 0  # a char vocabulary or a tokenizer file decides its own size: drop the preset's
     shape = {k: v for k, v in (("d_model", getattr(args, "d_model", None)), ("n_layers", getattr(args, "n_layers", None)),
@@ -83,7 +82,7 @@ def config_from_args(args: argparse.Namespace):
     model = {**shape, **({"dropout": args.dropout} if args.dropout is not None else {})}
     if finetune and args.family == "bert" and args.target_len is not None:
         raise ValueError("--target-len applies to t5 (a BERT classifier's target is a class)")
-    cfg = preset(
+    return preset(  # (with init_from the preset keeps only the flags' model settings and takes its tokenizer)
         args.family, args.preset or DEFAULT_PRESET, finetune=finetune, model=model or None,
         corpus=args.data if finetune else args.corpus, val_corpus=getattr(args, "val_data", None),
         target_len=getattr(args, "target_len", None), init_from=init_from, tokenizer=args.tokenizer,
@@ -95,14 +94,9 @@ def config_from_args(args: argparse.Namespace):
         sample_tokens=getattr(args, "sample_tokens", None), seed=args.seed, device=args.device, dtype=args.dtype,
         compile=True if args.compile else None, progress=False if args.no_progress else None, threads=args.threads,
     )
-    if init_from is not None:
-        cfg.model = model  # the starting model's shape, not the preset's: only the flags given
-        if args.tokenizer is None:  # (run.json then names the tokenizer the run really starts with)
-            cfg.tokenizer = str(Path(init_from) / "tokenizer.json")
-    return cfg
 
 
-def _train_and_report(args: argparse.Namespace, cfg, run_dir: Path, prompt: str) -> int:
+def _train_and_report(args: argparse.Namespace, cfg, run_dir: Path, prompt: str, extra: tuple[str, ...] = ()) -> int:
     """Run ``cfg`` into ``run_dir`` and print where everything is (only the main process prints)."""
     from minitransformer.training.trainer import TrainingDiverged, train
 
@@ -119,7 +113,8 @@ def _train_and_report(args: argparse.Namespace, cfg, run_dir: Path, prompt: str)
         shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in val.items())
         print(f"done: step {result.step}, validation {shown}")
     print(f"run folder: {run_dir}  (loss curve: {run_dir / 'loss.png'}, metrics: {run_dir / 'metrics.jsonl'})")
-    print(f"try: minitransformer generate --run {shlex.quote(str(run_dir))} --prompt {shlex.quote(prompt)}")
+    print(f"try: minitransformer generate --run {shlex.quote(str(run_dir))} --prompt {shlex.quote(prompt)}"
+          + "".join(f" {shlex.quote(a)}" for a in extra))
     return 0
 
 
@@ -137,8 +132,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     name = args.data if args.data in BUILTIN_TASKS else Path(args.data).stem
     run_dir = Path(args.out) if args.out else default_run_dir(args.family, name, args.resume)
-    val = pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)["val"]  # read again by the trainer: cheap
-    return _train_and_report(args, cfg, run_dir, val[0].source)
+    example = pair_splits(cfg.corpus, cfg.val_corpus, cfg.val_fraction)["val"][0]  # (read again by the trainer)
+    pair = () if example.text_pair is None else ("--text-pair", example.text_pair)
+    return _train_and_report(args, cfg, run_dir, example.source, pair)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

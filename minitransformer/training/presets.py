@@ -13,6 +13,7 @@ same from Python.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from minitransformer.training.config import FAMILIES, TrainConfig
@@ -131,7 +132,8 @@ def preset(family: str, name: str = DEFAULT_PRESET, finetune: bool = False, **ov
     ``model`` overrides are merged into the preset's model fields rather than replacing them;
     ``vocab_size=0`` removes the preset's vocabulary size (for a char tokenizer or a tokenizer file).
     ``finetune=True``: a fine-tuning preset (``FINETUNE_PRESETS``) instead. With ``init_from`` the
-    preset's model shape and vocabulary size are dropped: the starting model brings its own.
+    preset's model shape and vocabulary size are dropped and the tokenizer is that folder's
+    ``tokenizer.json`` (unless ``tokenizer`` names another file): the starting model brings its own.
     """
     table = FINETUNE_PRESETS if finetune else PRESETS
     names = preset_names(family)
@@ -144,8 +146,9 @@ def preset(family: str, name: str = DEFAULT_PRESET, finetune: bool = False, **ov
     if finetune:
         settings["task"] = "classify" if family == "bert" else "text-to-text"
     settings["model"] = dict(settings.get("model", {}))
-    if overrides.get("init_from") is not None:  # the starting model brings its shape and tokenizer
+    if overrides.get("init_from") is not None:  # the starting model brings its shape and its tokenizer
         settings["model"], settings["vocab_size"] = {}, None
+        settings["tokenizer"] = str(Path(overrides["init_from"]) / "tokenizer.json")
     for key, value in overrides.items():
         if value is None:
             continue

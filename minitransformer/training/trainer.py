@@ -153,18 +153,26 @@ def build_model(family: str, config) -> nn.Module:
     return model_class(family)(config)
 
 
-def classifier_config(encoder, labels: list[str]):
-    """The ``ClassifierConfig`` of a classifier on a trained BERT with config ``encoder``: the pretraining
-    heads dropped, the pooled ``[CLS]`` vector if the encoder has a pooler, else the mean of the tokens."""
+def read_model_config(folder: str | os.PathLike) -> tuple[str, Any]:
+    """(family, model config) of one of our folders' ``config.json`` (a run, a checkpoint): a ``GPTConfig``,
+    ``BertConfig`` or ``T5Config`` by its ``"family"``, or a fine-tuned classifier's ``ClassifierConfig``."""
     from minitransformer.finetune import ClassifierConfig
+    from minitransformer.interop.files import read_config_json
+    from minitransformer.models.config import BertConfig, GPTConfig, T5Config
 
-    pooling = "cls" if encoder.pooler else "mean"
-    encoder = dataclasses.replace(encoder, mlm_head=False, nsp_head=False, discriminator_head=False)
-    return ClassifierConfig(encoder, labels, pooling, dropout=encoder.dropout)
+    data = read_config_json(folder)
+    classes = {"gpt": GPTConfig, "bert": BertConfig, "t5": T5Config}
+    if data.get("family") not in classes:
+        raise ValueError(f"{Path(folder) / 'config.json'} names no model family we know "
+                         f"(family={data.get('family')!r})")
+    family = data["family"]
+    if data.get("task") == "classify":
+        return family, ClassifierConfig.from_dict(data)
+    return family, classes[family].from_dict(data)
 
 
 def load_init_model(cfg: TrainConfig, folder: str | os.PathLike) -> nn.Module:
-    """The trained model a run starts from (``cfg.init_from``, or on resume its latest checkpoint).
+    """The trained model a fresh run starts from (``cfg.init_from``; a resumed one reads its checkpoint).
 
     Any folder ``from_pretrained`` reads: a run folder, a checkpoint, a ``save_pretrained`` folder or
     a local Hugging Face folder of the family's kind.
@@ -200,10 +208,9 @@ def fit_init_config(cfg: TrainConfig, config, vocab_size: int):
     changes: dict[str, Any] = dict(cfg.model)
     if vocab_size > config.vocab_size:
         changes["vocab_size"] = vocab_size  # the tokenizer has tokens the model lacks: grown rows
-    longest = max(cfg.seq_len, cfg.target_len) if cfg.family == "t5" else cfg.seq_len
     if cfg.family == "t5":
-        changes["max_seq_len"] = max(config.max_seq_len, longest)
-    elif longest > config.max_seq_len:  # learned position tables cannot grow
+        changes["max_seq_len"] = max(config.max_seq_len, cfg.seq_len, cfg.target_len)
+    elif cfg.seq_len > config.max_seq_len:  # learned position tables cannot grow
         raise ValueError(f"--seq-len {cfg.seq_len} is longer than the model in {cfg.init_from} reads "
                          f"(max_seq_len={config.max_seq_len}); give --seq-len {config.max_seq_len} or less")
     return dataclasses.replace(config, **changes)
@@ -425,7 +432,8 @@ class Trainer:
                 self._init_model.resize_token_embeddings(self.model_config.vocab_size)
             trained = self._init_model.state_dict()
             if cfg.task == "classify":  # the encoder starts trained (without its pretraining heads); the head is new
-                model.encoder.load_state_dict({k: v for k, v in trained.items() if k in model.encoder.state_dict()})
+                wanted = model.encoder.state_dict().keys()
+                model.encoder.load_state_dict({k: v for k, v in trained.items() if k in wanted})
             else:
                 model.load_state_dict(trained)
             self._init_model = None
@@ -486,7 +494,7 @@ class Trainer:
         ckpt.atomic_write_text(self.run_dir / RUN_NAME, json.dumps(info, indent=2) + "\n")
 
     def _load_data(self, splits, documents_for_cache, must_match: bool = False) -> None:
-        from minitransformer.interop.files import read_config_json
+        from minitransformer.finetune import ClassifierConfig
         from minitransformer.tokenizers import load_tokenizer
         from minitransformer.training.batches import make_objective
         from minitransformer.training.tokens import load_or_build_cache
@@ -496,25 +504,22 @@ class Trainer:
         self.tokenizer_json = tok_path.read_text(encoding="utf-8")
         data = load_or_build_cache(self.run_dir / DATA_DIR, documents_for_cache(self.cfg, splits), self.tokenizer,
                                    self.tokenizer_json, must_match=must_match)
-        latest = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
-        saved = None  # a resumed classifier keeps its classes (and its shape) from its checkpoint
-        if self.cfg.task == "classify" and latest is not None:
-            from minitransformer.finetune import ClassifierConfig
-
-            saved = ClassifierConfig.from_dict(read_config_json(latest))
+        # A resumed run that started from a trained model has its model's config in its checkpoint (a
+        # classifier's classes too); the checkpoint brings the weights, so the starting folder is not read.
+        latest = ckpt.latest_checkpoint(self.run_dir) if self.resume and self.cfg.init_from is not None else None
+        saved = read_model_config(latest)[1] if latest is not None else None
         self.objective: Objective = make_objective(self.cfg, data, self.tokenizer, splits,
-                                                   labels=saved.labels if saved is not None else None)
+                                                   labels=getattr(saved, "labels", None))
         self.objective.check_sizes()
-        self._init_model = None
+        self._init_model = None  # the trained model to copy the weights from (a fresh run from init_from)
         if saved is not None:
             self.model_config = saved
             return
         if self.cfg.init_from is not None:
-            start = load_init_model(self.cfg, latest if latest is not None else self.cfg.init_from)
-            self.model_config = fit_init_config(self.cfg, start.config, self.tokenizer.vocab_size)
+            self._init_model = load_init_model(self.cfg, self.cfg.init_from)
+            self.model_config = fit_init_config(self.cfg, self._init_model.config, self.tokenizer.vocab_size)
             if self.cfg.task == "classify":
-                self.model_config = classifier_config(self.model_config, self.objective.labels)
-            self._init_model = start if latest is None else None  # a checkpoint brings its own weights
+                self.model_config = ClassifierConfig.for_encoder(self.model_config, self.objective.labels)
             return
         try:
             self.model_config = self.objective.model_config()
@@ -665,7 +670,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.dist.is_main),
-                        desc=f"{cfg.family} pretraining", unit="step", dynamic_ncols=True)
+                        desc=f"{cfg.family} {'pretraining' if cfg.task == 'pretrain' else 'fine-tuning'}",
+                        unit="step", dynamic_ncols=True)
         interval_tokens, interval_time = 0, 0.0
         rate, train_seconds = 0.0, 0.0
         try:
@@ -721,24 +727,13 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
 
 def load_run(run_dir: str | os.PathLike, device: str = "auto"):
     """(TrainConfig, model in eval mode, tokenizer) of a run folder's latest saved model."""
-    from minitransformer.interop.files import load_state_dict_checked, load_weights, read_config_json
-    from minitransformer.models.config import BertConfig, GPTConfig, T5Config
+    from minitransformer.interop.files import load_state_dict_checked, load_weights
     from minitransformer.tokenizers import load_tokenizer
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
-    data = read_config_json(run_dir)
-    family = data.get("family")
-    classes = {"gpt": GPTConfig, "bert": BertConfig, "t5": T5Config}
-    if family not in classes:
-        raise ValueError(f"{run_dir / 'config.json'} names no model family we know (family={family!r})")
-    if data.get("task") == "classify":  # a fine-tuned BERT classifier
-        from minitransformer.finetune import ClassifierConfig
-
-        config = ClassifierConfig.from_dict(data)
-    else:
-        config = classes[family].from_dict(data)
+    family, config = read_model_config(run_dir)  # (a fine-tuned classifier's too)
     cfg = read_run_config(run_dir) if (run_dir / RUN_NAME).is_file() else TrainConfig(family=family)
     if cfg.family != family:
         raise ValueError(f"{run_dir}: {RUN_NAME} is a {cfg.family} run but config.json holds a {family} model")
