@@ -69,7 +69,8 @@ def analytic_parameter_count(cfg: Config) -> int:
         d, b = cfg.d_model, cfg.bias
         # attention: qkv (d -> 3d) + output (d -> d); feed-forward; two LayerNorms
         layer = _linear(d, 3 * d, b) + _linear(d, d, b) + _ffn(d, cfg.d_ff, b, False) + 2 * _norm(d, b)
-        total = cfg.vocab_size * d + cfg.max_seq_len * d + cfg.n_layers * layer + _norm(d, b)
+        positions = cfg.max_seq_len * d if cfg.position == "learned" else 0  # the others learn nothing
+        total = cfg.vocab_size * d + positions + cfg.n_layers * layer + _norm(d, b)
         return total + (0 if cfg.tie_embeddings else cfg.vocab_size * d)
     if isinstance(cfg, BertConfig):
         d, e = cfg.d_model, cfg.embedding_size

@@ -31,7 +31,7 @@ def flops_per_token(n_params: int, n_layers: int, seq_len: int, d_model: int) ->
 
 
 def gpt_flops_per_token(config, seq_len: int | None = None) -> int:
-    """``flops_per_token`` for a GPTConfig: N = all parameters minus the position table."""
+    """``flops_per_token`` for a GPTConfig: N = all parameters minus the position table (if learned)."""
     from minitransformer.accounting import analytic_parameter_count
     from minitransformer.models.config import GPTConfig
 
@@ -39,7 +39,7 @@ def gpt_flops_per_token(config, seq_len: int | None = None) -> int:
         raise TypeError(f"gpt_flops_per_token needs a GPTConfig, got {type(config).__name__}")
     seq_len = config.max_seq_len if seq_len is None else seq_len
     check_int("seq_len (at most the model's max_seq_len)", seq_len, 1, config.max_seq_len)
-    n = analytic_parameter_count(config) - config.max_seq_len * config.d_model
+    n = analytic_parameter_count(config) - (config.max_seq_len * config.d_model if config.position == "learned" else 0)
     return flops_per_token(n, config.n_layers, seq_len, config.d_model)
 
 

@@ -81,6 +81,9 @@ def config_from_hf(hf_config: dict[str, Any]) -> GPTConfig:
 
 def config_to_hf(cfg: GPTConfig) -> dict[str, Any]:
     """Our ``GPTConfig`` -> keyword arguments for ``transformers.GPT2Config``."""
+    if cfg.position != "learned":
+        raise ValueError(f"GPT-2 learns a vector per position; a GPTConfig with position={cfg.position!r} has no "
+                         "GPT-2 equivalent (only position='learned' converts)")
     if not cfg.bias:
         raise ValueError("GPT-2 has biases everywhere; a GPTConfig with bias=False has no GPT-2 equivalent")
     acts = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}

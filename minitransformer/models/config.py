@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 from minitransformer.checks import check_int, check_number
 from minitransformer.nn.attention import BACKENDS
 from minitransformer.nn.feedforward import ACTIVATIONS
-from minitransformer.nn.position import check_bucket_settings
+from minitransformer.nn.position import POSITIONS, check_bucket_settings
 
 C = TypeVar("C", bound="_Config")
 
@@ -105,6 +105,11 @@ class GPTConfig(_Config):
     tie_embeddings: bool = True  # LM head shares the token-embedding matrix
     attention_backend: str = "sdpa"
     eos_token_id: int | None = None
+    # how the model knows where a token is: "learned" (GPT-2: a trained vector per position),
+    # "sinusoidal" (Vaswani et al. 2017: fixed vectors), "rope" (Su et al. 2021: rotated queries and
+    # keys) or "alibi" (Press et al. 2022: a distance penalty on the scores); see nn/position.py
+    position: str = "learned"
+    rope_base: float = 10000.0  # RoPE's θ_i = base^(-2i/d_head)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # the released "124M" model (the paper's table says 117M)
@@ -130,6 +135,11 @@ class GPTConfig(_Config):
         check_number("GPTConfig.norm_eps", self.norm_eps, 0, low_open=True)
         _flag(self, "bias", "tie_embeddings")
         _token_id(self, "eos_token_id", optional=True)
+        _choice(self, "position", POSITIONS)
+        check_number("GPTConfig.rope_base", self.rope_base, 1, low_open=True)
+        if self.position == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"GPTConfig position='rope' turns pairs of features, so the head size "
+                             f"d_model / n_heads = {self.d_model // self.n_heads} must be even")
 
 
 @dataclass

@@ -15,6 +15,11 @@ context 1024. GPT-3 (Brown et al. 2020) keeps this shape and scales it up.
 
 The model is trained to predict token t+1 from tokens 0..t: pass ``labels=input_ids`` and the
 shift happens inside (as in Hugging Face's GPT2LMHeadModel); label -100 means "ignore".
+
+``GPTConfig.position`` swaps GPT-2's learned position vectors for another scheme, to compare them
+on the same model: fixed sinusoids added the same way, or nothing added to the tokens and the
+position put into attention instead, by RoPE (queries and keys rotated, as in GPT-NeoX and LLaMA)
+or ALiBi (a distance penalty on the scores, as in BLOOM). See ``minitransformer.nn.position``.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from minitransformer.nn.attention import check_padding_mask, padding_bias
 from minitransformer.nn.dropout import Dropout
 from minitransformer.nn.embeddings import (
     LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
     TokenEmbedding,
     check_ids,
     check_new_vocab_size,
@@ -41,6 +47,7 @@ from minitransformer.nn.embeddings import (
 )
 from minitransformer.nn.layers import DecoderCache, DecoderLayer
 from minitransformer.nn.norms import make_norm
+from minitransformer.nn.position import ALiBi, RotaryEmbedding
 
 IGNORE_INDEX = -100  # labels with this value do not count in the loss
 
@@ -65,7 +72,12 @@ class GPT(nn.Module):
             raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
         self.config = c = config
         self.tok_emb = TokenEmbedding(c.vocab_size, c.d_model)  # wte
-        self.pos_emb = LearnedPositionalEmbedding(c.max_seq_len, c.d_model)  # wpe
+        # One of four position schemes (GPT-2's is "learned"); the others leave their modules None.
+        self.pos_emb = (LearnedPositionalEmbedding(c.max_seq_len, c.d_model) if c.position == "learned"  # wpe
+                        else SinusoidalPositionalEncoding(c.max_seq_len, c.d_model) if c.position == "sinusoidal"
+                        else None)
+        self.rotary = RotaryEmbedding(c.d_model // c.n_heads, c.rope_base) if c.position == "rope" else None
+        self.alibi = ALiBi(c.n_heads) if c.position == "alibi" else None
         self.drop = Dropout(c.dropout)
         self.layers = nn.ModuleList(
             DecoderLayer(c.d_model, c.n_heads, c.d_ff, cross_attention=False, pre_norm=True,
@@ -133,6 +145,7 @@ class GPT(nn.Module):
 
         user_positions = position_ids is not None  # ours below are in range: past + T <= max_seq_len was checked
         attn_bias = None
+        key_positions = position_ids if past == 0 else None  # every key's position (ALiBi needs them)
         if attention_mask is not None and (torch.compiler.is_compiling() or not bool(attention_mask.all())):
             # Padding: real tokens must not see padded ones. Built in the dtype attention will run
             # in (autocast's, if on) so the "very negative" number stays finite there.
@@ -142,15 +155,25 @@ class GPT(nn.Module):
             if position_ids is None:
                 # Left padding: the first real token of each row is position 0 (padding sits at 0 too;
                 # its position never matters because nothing attends to it).
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
+                key_positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T_past + T)
+                position_ids = key_positions[:, past:]  # (B, T)
         if position_ids is None:
-            position_ids = torch.arange(past, past + T, device=device).unsqueeze(0)  # (1, T)
+            key_positions = torch.arange(past + T, device=device).unsqueeze(0)  # (1, T_past + T)
+            position_ids = key_positions[:, past:]  # (1, T)
 
-        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(position_ids, check=user_positions))  # (B, T, C)
+        x = self.tok_emb(input_ids)  # (B, T, C)
+        if self.pos_emb is not None:  # learned or sinusoidal: a vector for each position, added to its token
+            x = x + self.pos_emb(position_ids, check=user_positions)
+        x = self.drop(x)
+        rotary = self.rotary(position_ids) if self.rotary is not None else None  # RoPE: angles for q and k
+        padded = attn_bias is not None
+        if self.alibi is not None:  # ALiBi: a penalty for distance, added to every layer's scores
+            alibi = self.alibi(position_ids, key_positions)  # (B|1, h, T, T_past + T)
+            attn_bias = alibi if attn_bias is None else alibi + attn_bias  # float32, + padding
         attentions = []
         for i, layer in enumerate(self.layers):
             x, weights = layer(x, attn_bias=attn_bias, self_cache=None if cache is None else cache.self_attn[i],
-                               need_weights=need_weights)
+                               need_weights=need_weights, rotary=rotary)
             attentions.append(weights)
         x = self.final_norm(x)  # (B, T, C)
         if last_only:
@@ -167,7 +190,7 @@ class GPT(nn.Module):
             # Position t predicts token t+1: shift the labels left (not the logits, which would copy
             # the big (B, T, V) tensor) and ignore the last position, which has no next token.
             targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # (B, T)
-            if attn_bias is not None:
+            if padded:
                 # A padded position has no context, so it predicts nothing; and a padded token is
                 # not a target either (right padding: the last real token must not learn "pad").
                 real = attention_mask[:, past:] != 0  # (B, T)
@@ -218,6 +241,9 @@ class GPT(nn.Module):
                 raise ValueError(f"position_ids must have shape (batch or 1, {T}), got {tuple(position_ids.shape)}")
             if not compiling and position_ids.numel() and int(position_ids.min()) < 0:
                 raise ValueError(f"position_ids must be >= 0, got {int(position_ids.min())}")
+            if past and self.alibi is not None:
+                raise ValueError("ALiBi with a cache needs the positions of the cached keys too: pass "
+                                 "attention_mask (positions count from each row's first real token), not position_ids")
         return B, T
 
     # ---- generation ---------------------------------------------------------------------------

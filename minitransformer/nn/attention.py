@@ -29,6 +29,7 @@ from torch import nn
 
 from minitransformer.checks import check_int
 from minitransformer.nn.dropout import dropout
+from minitransformer.nn.position import apply_rotary
 
 BACKENDS = ("manual", "sdpa")
 
@@ -226,13 +227,20 @@ class MultiHeadAttention(nn.Module):
         is_causal: bool = False,
         cache: KVCache | None = None,
         need_weights: bool = False,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, Tq, C); memory (B, Tk, C) for cross-attention -> (B, Tq, C) and optional weights."""
+        """x (B, Tq, C); memory (B, Tk, C) for cross-attention -> (B, Tq, C) and optional weights.
+
+        ``rotary``: RoPE's (cos, sin) for the new positions (``RotaryEmbedding``); self-attention then
+        turns its queries and keys by them before caching the keys.
+        """
         d_model = self.out.out_features
         if not x.is_floating_point():
             raise TypeError(f"attention input must be a float tensor, got dtype {x.dtype}")
         if x.dim() != 3 or x.shape[-1] != d_model:
             raise ValueError(f"attention input must be (batch, seq_len, d_model) with d_model={d_model}, got shape {tuple(x.shape)}")
+        if rotary is not None and self.cross_attention:
+            raise ValueError("rotary applies to self-attention (queries and keys of one sequence), not cross-attention")
         if memory is not None and (memory.dim() != 3 or memory.shape[0] != x.shape[0] or memory.shape[-1] != d_model):
             raise ValueError(f"memory must be (batch={x.shape[0]}, src_len, {d_model}), got shape {tuple(memory.shape)}")
         B, T, _ = x.shape
@@ -248,6 +256,8 @@ class MultiHeadAttention(nn.Module):
                     cache.k, cache.v = k, v
         else:
             q, k, v = (self._heads(t) for t in self.qkv(x).split(self.inner, dim=2))  # 3 x (B, h, T, d)
+            if rotary is not None:  # RoPE: each query and key turned by its own position's angles
+                q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
             if cache is not None:
                 k, v = cache.append(k, v)  # (B, h, T_past + T, d)
         y, weights = attention(q, k, v, attn_bias=attn_bias, is_causal=is_causal,

@@ -226,8 +226,9 @@ class SinusoidalPositionalEncoding(nn.Module):
         pe[:, 1::2] = torch.cos(position * inv_freq[: d_model // 2])
         self.register_buffer("pe", pe, persistent=False)  # (L, C)
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
-        if not torch.compiler.is_compiling() and positions.numel() and int(positions.max()) >= self.max_len:
+    def forward(self, positions: torch.Tensor, check: bool = True) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
+        """``check=False`` skips the range check, as in ``LearnedPositionalEmbedding``."""
+        if check and not torch.compiler.is_compiling() and positions.numel() and int(positions.max()) >= self.max_len:
             raise ValueError(f"sequence position {int(positions.max())} is beyond max_len={self.max_len}")
         return self.pe[positions]
 

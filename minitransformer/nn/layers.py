@@ -67,10 +67,11 @@ class EncoderLayer(nn.Module):
         return x if self.pre_norm else norm(x)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, T, C) -> (B, T, C), and the attention weights (B, h, T, T) if asked."""
+                need_weights: bool = False,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, C) -> (B, T, C), and the attention weights (B, h, T, T) if asked; ``rotary``: RoPE's angles."""
         a, weights = self.self_attn(self._pre(x, self.self_attn_norm), attn_bias=attn_bias,
-                                    need_weights=need_weights)
+                                    need_weights=need_weights, rotary=rotary)
         x = self._add(x, a, self.self_attn_norm)
         x = self._add(x, self.ffn(self._pre(x, self.ffn_norm)), self.ffn_norm)
         return x, weights
@@ -97,14 +98,16 @@ class DecoderLayer(EncoderLayer):
         self_cache: KVCache | None = None,
         cross_cache: KVCache | None = None,
         need_weights: bool = False,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, T, C); memory (B, S, C) -> (B, T, C), and the self-attention weights if asked.
 
         ``attn_bias`` is added to the self-attention scores (padding, position bias), on top of
-        the causal mask; ``memory_bias`` to the cross-attention scores (encoder padding).
+        the causal mask; ``memory_bias`` to the cross-attention scores (encoder padding). ``rotary``
+        is RoPE's (cos, sin) for the new positions, applied in self-attention.
         """
         a, weights = self.self_attn(self._pre(x, self.self_attn_norm), attn_bias=attn_bias, is_causal=True,
-                                    cache=self_cache, need_weights=need_weights)
+                                    cache=self_cache, need_weights=need_weights, rotary=rotary)
         x = self._add(x, a, self.self_attn_norm)
         if self.cross_attn is not None:
             c, _ = self.cross_attn(self._pre(x, self.cross_attn_norm), memory=memory, attn_bias=memory_bias,

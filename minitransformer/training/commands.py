@@ -20,6 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from minitransformer.nn.position import POSITIONS
 from minitransformer.training.config import DTYPES, FAMILIES
 
 
@@ -75,7 +76,11 @@ def config_from_args(args: argparse.Namespace):
     elif args.tokenizer is not None and args.tokenizer not in ("bpe", "wordpiece", "unigram") and vocab_size is None:
         vocab_size = 0  # a char vocabulary or a tokenizer file decides its own size: drop the preset's
     shape = {k: v for k, v in (("d_model", getattr(args, "d_model", None)), ("n_layers", getattr(args, "n_layers", None)),
-                               ("n_heads", getattr(args, "n_heads", None))) if v is not None}
+                               ("n_heads", getattr(args, "n_heads", None)),
+                               ("position", getattr(args, "position", None))) if v is not None}
+    if "position" in shape and args.family != "gpt":
+        raise ValueError(f"--position applies to gpt ({args.family} has its own: "
+                         f"{'learned absolute' if args.family == 'bert' else 'relative position bias'})")
     if init_from is not None and shape:
         raise ValueError(f"--{next(iter(shape)).replace('_', '-')} cannot change a model that starts from {init_from} "
                          "(its shape is that model's); only --dropout can")
@@ -304,7 +309,8 @@ def _check_prompt_fits(n_tokens: int, max_seq_len: int) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from minitransformer.training.trainer import evaluate_run
 
-    metrics = evaluate_run(args.run, device=args.device, batches=args.batches, corpus=args.corpus)
+    metrics = evaluate_run(args.run, device=args.device, batches=args.batches, corpus=args.corpus,
+                           seq_len=args.seq_len)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -390,6 +396,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--d-model", type=_positive_int, default=None)
     p.add_argument("--n-layers", type=_positive_int, default=None)
     p.add_argument("--n-heads", type=_positive_int, default=None)
+    p.add_argument("--position", choices=POSITIONS, default=None,
+                   help="gpt: how tokens know their place: learned (GPT-2, default) | sinusoidal | rope | alibi")
     _add_run_flags(p, "runs/<family>-<preset>")
     p.set_defaults(func=cmd_pretrain)
 
@@ -458,6 +466,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="score this text instead of the run's validation split: a UTF-8 .txt file, a folder, "
                         "a glob or 'shakespeare' (all of it is scored; nothing is written)")
     e.add_argument("--batches", type=_positive_int, default=None, help="validation batches (default: the run's)")
+    e.add_argument("--seq-len", type=_positive_int, default=None,
+                   help="gpt: score windows of this many tokens (longer than trained: sinusoidal, rope or alibi)")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)

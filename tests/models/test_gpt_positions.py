@@ -1,0 +1,244 @@
+"""GPT with each position scheme (GPTConfig.position): what each one promises, and RoPE against GPT-NeoX.
+
+- learned / sinusoidal add a vector per position: shifting every position changes the output;
+- rope / alibi put only offsets into attention: shifting every position changes nothing;
+- all four keep the KV cache, left padding and the two attention backends exact;
+- a RoPE GPT is GPT-NeoX (sequential residual, full rotary): same logits, loss and greedy ids as
+  transformers' GPTNeoXForCausalLM with the same weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minitransformer.accounting import analytic_parameter_count, count_parameters
+from minitransformer.generation import left_pad
+from minitransformer.interop import gpt2 as gpt2_interop
+from minitransformer.models.config import GPTConfig
+from minitransformer.models.gpt import GPT
+from minitransformer.nn.position import POSITIONS
+
+TINY = dict(vocab_size=53, max_seq_len=48, d_model=24, n_layers=2, n_heads=3, dropout=0.0)
+RELATIVE = ("rope", "alibi")
+
+
+def tiny(position: str, seed: int = 0, **kw) -> GPT:
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(**{**TINY, "position": position, **kw})).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so that nothing cancels by accident
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def ids_of(shape, seed=0):
+    return torch.randint(0, TINY["vocab_size"], shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ---- what each scheme promises ----------------------------------------------------------------
+@settings(max_examples=10)
+@given(shift=st.integers(1, 20), length=st.integers(2, 20), seed=st.integers(0, 1000))
+def test_relative_schemes_see_offsets_only(shift, length, seed):
+    """Positions s, s+1, ... give the same logits as 0, 1, ... under RoPE and ALiBi, not under learned or sinusoidal."""
+    ids = ids_of((2, length), seed)
+    for position in POSITIONS:
+        model = tiny(position)
+        with torch.no_grad():
+            base = model(ids).logits
+            shifted = model(ids, position_ids=torch.arange(shift, shift + length)[None]).logits
+        if position in RELATIVE:
+            assert torch.allclose(base, shifted, atol=1e-5), position
+        else:
+            assert not torch.allclose(base, shifted, atol=1e-3), position
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_parameters_learned_only_for_learned_positions(position):
+    cfg = GPTConfig(**{**TINY, "position": position})
+    model = GPT(cfg)
+    assert count_parameters(model) == count_parameters(cfg) == analytic_parameter_count(cfg)
+    table = TINY["max_seq_len"] * TINY["d_model"]
+    learned = count_parameters(dataclasses.replace(cfg, position="learned"))
+    assert count_parameters(cfg) == learned - (0 if position == "learned" else table)
+    assert ("pos_emb.weight" in model.state_dict()) == (position == "learned")
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_cache_padding_and_backends_stay_exact(position):
+    model = tiny(position)
+    ids = ids_of((2, 20), seed=1)
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.new_cache()
+        chunks = torch.cat([model(ids[:, :7], cache=cache).logits, model(ids[:, 7:15], cache=cache).logits,
+                            model(ids[:, 15:], cache=cache).logits], dim=1)
+        assert (chunks - full).abs().max() <= 1e-5
+        # left padding: each row is computed as if it stood alone
+        padded, mask = left_pad([ids[0].tolist(), ids[1, 6:].tolist()], pad_token_id=0)
+        rows = model(padded, attention_mask=mask).logits
+        assert (rows[1, 6:] - model(ids[1:, 6:]).logits[0]).abs().max() <= 1e-5
+        manual = GPT(dataclasses.replace(model.config, attention_backend="manual")).eval()
+        manual.load_state_dict(model.state_dict())
+        assert (manual(ids).logits - full).abs().max() <= 1e-5
+    # generation: cached and uncached agree, padded batches too
+    prompt = ids[:, :5]
+    assert torch.equal(model.generate(prompt, max_new_tokens=12, do_sample=False),
+                       model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=False))
+
+
+@pytest.mark.parametrize("position", ["sinusoidal", "rope", "alibi"])
+def test_weights_without_a_position_table_run_on_longer_sequences(position, tmp_path):
+    """Nothing in the weights depends on the context length, so a longer-context model takes them."""
+    short = tiny(position)
+    short.save_pretrained(tmp_path)
+    longer = GPT(dataclasses.replace(short.config, max_seq_len=4 * TINY["max_seq_len"])).eval()
+    longer.load_state_dict(GPT.from_pretrained(tmp_path).state_dict())  # strict: the same keys
+    ids = ids_of((1, 3 * TINY["max_seq_len"]))
+    with torch.no_grad():
+        assert torch.allclose(longer(ids[:, :40]).logits, short(ids[:, :40]).logits, atol=1e-6)
+        assert torch.isfinite(longer(ids).logits).all()
+    with pytest.raises(ValueError, match="max_seq_len"):
+        short(ids)
+
+
+def test_learned_positions_cannot_grow():
+    short = tiny("learned")
+    longer = GPT(dataclasses.replace(short.config, max_seq_len=96))
+    with pytest.raises(RuntimeError, match="pos_emb"):
+        longer.load_state_dict(short.state_dict())
+
+
+def test_config_and_input_errors():
+    with pytest.raises(ValueError, match="position"):
+        GPTConfig(**{**TINY, "position": "absolute"})
+    with pytest.raises(ValueError, match="even"):
+        GPTConfig(**{**TINY, "position": "rope", "d_model": 21})  # head size 7
+    with pytest.raises(ValueError, match="rope_base"):
+        GPTConfig(**{**TINY, "position": "rope", "rope_base": 0.5})
+    model = tiny("alibi")
+    cache = model.new_cache()
+    model(ids_of((1, 4)), cache=cache)
+    with pytest.raises(ValueError, match="ALiBi with a cache"):
+        model(ids_of((1, 1)), cache=cache, position_ids=torch.tensor([[4]]))
+    with pytest.raises(ValueError, match="position='rope'"):
+        gpt2_interop.config_to_hf(GPTConfig(**{**TINY, "position": "rope"}))
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_every_scheme_learns_and_round_trips(position, tmp_path):
+    model = tiny(position).train()
+    ids = ids_of((4, 24), seed=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        loss = model(ids, labels=ids).loss
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first
+    model.eval().save_pretrained(tmp_path)
+    back = GPT.from_pretrained(tmp_path)
+    assert back.config.position == position
+    with torch.no_grad():
+        assert torch.equal(back(ids).logits, model(ids).logits)
+
+
+# ---- RoPE is GPT-NeoX's ------------------------------------------------------------------------
+def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int = 2, base: float = 10000.0):
+    """(ours, hf): transformers' GPTNeoXForCausalLM with random weights, and our RoPE GPT with its weights.
+
+    GPT-NeoX as our GPT: sequential residual (use_parallel_residual=False), rotary on all of each
+    head (partial_rotary_factor=1), exact GELU, untied head. Its fused projection interleaves the
+    heads as [q_h, k_h, v_h] per head; ours holds all queries, then all keys, then all values.
+    """
+    vocab, d_ff = 61, 2 * d_model + 6
+    hf_cfg = transformers.GPTNeoXConfig(
+        vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
+        intermediate_size=d_ff, hidden_act="gelu", use_parallel_residual=False, max_position_embeddings=64,
+        rope_parameters={"rope_type": "default", "rope_theta": base, "partial_rotary_factor": 1.0},
+        tie_word_embeddings=False, layer_norm_eps=1e-5, bos_token_id=None, eos_token_id=None)
+    torch.manual_seed(seed)
+    hf = transformers.GPTNeoXForCausalLM._from_config(hf_cfg, attn_implementation="eager").eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if name.endswith("bias") or "layernorm" in name or "layer_norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    cfg = GPTConfig(vocab_size=vocab, max_seq_len=64, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                    d_ff=d_ff, dropout=0.0, activation="gelu", tie_embeddings=False, position="rope", rope_base=base)
+    d_head = d_model // n_heads
+
+    def heads_grouped(t: torch.Tensor) -> torch.Tensor:  # (h·3·d, ...) per head -> (3·h·d, ...) per q/k/v
+        return t.reshape(n_heads, 3, d_head, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
+
+    sd = hf.state_dict()
+    ours_sd = {"tok_emb.weight": sd["gpt_neox.embed_in.weight"], "lm_head.weight": sd["lm_head.weight"],
+               "final_norm.weight": sd["gpt_neox.final_layer_norm.weight"],
+               "final_norm.bias": sd["gpt_neox.final_layer_norm.bias"]}
+    names = {"self_attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+             "self_attn.out": "attention.dense", "ffn.fc_in": "mlp.dense_h_to_4h", "ffn.fc_out": "mlp.dense_4h_to_h"}
+    for i in range(n_layers):
+        for ours_name, hf_name in names.items():
+            for kind in ("weight", "bias"):
+                ours_sd[f"layers.{i}.{ours_name}.{kind}"] = sd[f"gpt_neox.layers.{i}.{hf_name}.{kind}"]
+        for kind in ("weight", "bias"):
+            ours_sd[f"layers.{i}.self_attn.qkv.{kind}"] = heads_grouped(
+                sd[f"gpt_neox.layers.{i}.attention.query_key_value.{kind}"])
+    ours = GPT(cfg)
+    ours.load_state_dict(ours_sd)  # strict: every weight mapped
+    return ours.eval(), hf
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(d_model=32, n_heads=2, n_layers=1, base=500.0),
+                                dict(d_model=36, n_heads=6, n_layers=3)])
+@pytest.mark.parametrize("backend", ["sdpa", "manual"])
+def test_rope_gpt_equals_gpt_neox(kw, backend):
+    ours, hf = neox_pair(**kw)
+    ours = GPT(dataclasses.replace(ours.config, attention_backend=backend)).eval() if backend == "manual" else ours
+    if backend == "manual":
+        ours.load_state_dict(neox_pair(**kw)[0].state_dict())
+    ids = torch.randint(0, 61, (3, 29), generator=torch.Generator().manual_seed(2))
+    labels = ids.clone()
+    labels[0, 4:9] = -100
+    with torch.no_grad():
+        a, b = ours(ids, labels=labels), hf(input_ids=ids, labels=labels)
+    assert (a.logits - b.logits).abs().max().item() <= 1e-4
+    assert abs(a.loss.item() - b.loss.item()) <= 1e-4
+
+
+def test_rope_gpt_generates_as_gpt_neox_also_left_padded():
+    ours, hf = neox_pair(seed=3)
+    ids, mask = left_pad([[5, 9, 2, 44, 7, 1, 30], [8, 3, 12]], pad_token_id=0)
+    with torch.no_grad():
+        expected = hf.generate(ids, attention_mask=mask, max_new_tokens=40, min_new_tokens=40, do_sample=False,
+                               pad_token_id=0, generation_config=transformers.GenerationConfig())
+    for use_cache in (True, False):
+        got = ours.generate(ids, attention_mask=mask, max_new_tokens=40, do_sample=False, use_cache=use_cache)
+        assert torch.equal(got, expected), f"use_cache={use_cache}"
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_every_scheme_tells_word_order(position):
+    """Without positions, one layer of causal attention sees its prefix as a bag: reordering the earlier
+    tokens would not change the last token's logits (checked below with ALiBi switched off). With any
+    scheme it must. Sharper attention (larger q, k weights) makes the difference plain."""
+    model = tiny(position, n_layers=1)
+    with torch.no_grad():
+        model.layers[0].self_attn.qkv.weight.mul_(15)
+    ids = ids_of((1, 12), seed=3)
+    reordered = torch.cat([ids[:, :11].flip(1), ids[:, 11:]], dim=1)
+
+    def change() -> float:
+        with torch.no_grad():
+            return (model(ids).logits[:, -1] - model(reordered).logits[:, -1]).abs().max().item()
+
+    assert change() > 1e-4
+    if position == "alibi":
+        model.alibi = None  # no position information at all
+        assert change() < 1e-6
