@@ -126,6 +126,18 @@ SOLUTIONS = {
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
     ''',
+    10: '''
+        import torch
+
+        def rotate(x, positions, base=10000.0):  # written out as the stub's hints describe
+            d = x.shape[-1]
+            work = torch.float64 if x.dtype == torch.float64 else torch.float32
+            theta = base ** (-torch.arange(0, d, 2, dtype=work) / d)
+            angles = positions[:, None].to(work) * theta  # (T, d/2)
+            cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+            first, second = x[..., : d // 2], x[..., d // 2:]
+            return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)
+    ''',
 }
 
 
@@ -474,6 +486,28 @@ WRONG = {
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
     ''', ["PASS  padding changes nothing", "FAIL  a row with no real token", "NaN"]),
+    "RoPE on neighbouring pairs (2i, 2i+1), the paper's layout, not halves": (10, '''
+        import torch
+
+        def rotate(x, positions, base=10000.0):
+            d = x.shape[-1]
+            theta = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+            angles = positions[:, None].float() * theta
+            cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+            even, odd = x[..., 0::2], x[..., 1::2]
+            return torch.stack([even * cos - odd * sin, odd * cos + even * sin], dim=-1).flatten(-2)
+    ''', ["FAIL  equals minitransformer's RotaryEmbedding", "rotated x", "case 1:"]),
+    "RoPE turning the wrong way (by -φ)": (10, '''
+        import torch
+
+        def rotate(x, positions, base=10000.0):
+            d = x.shape[-1]
+            theta = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+            angles = positions[:, None].float() * theta
+            cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+            first, second = x[..., : d // 2], x[..., d // 2:]
+            return torch.cat([first * cos + second * sin, second * cos - first * sin], dim=-1)
+    ''', ["FAIL  equals minitransformer's RotaryEmbedding", "rotated x"]),
     "a file that does not import": (2, '''
         def scaled_dot_product_attention(q, k, v, mask=None)
             return q

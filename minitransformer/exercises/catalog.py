@@ -49,6 +49,8 @@ EXERCISES: tuple[Exercise, ...] = (
              "01_tokenization.py", checks.checks_grow_vocabulary),
     Exercise(9, "mean_pool", "one vector per sentence: the mean of its real tokens", "04_bert.py",
              checks.checks_mean_pool),
+    Exercise(10, "rotary", "RoPE: turn queries and keys by their position", "07_positions.py",
+             checks.checks_rotary),
 )
 
 

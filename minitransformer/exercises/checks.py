@@ -28,7 +28,7 @@ from minitransformer.exercises.checking import (
 )
 from minitransformer.generation import filter_top_k as library_top_k
 from minitransformer.generation import filter_top_p as library_top_p
-from minitransformer.nn import DecoderLayer, EncoderLayer
+from minitransformer.nn import DecoderLayer, EncoderLayer, RotaryEmbedding, apply_rotary
 from minitransformer.nn import attention as library_attention
 from minitransformer.nn import causal_mask as library_causal_mask
 from minitransformer.nn import padding_bias as library_padding_bias
@@ -623,4 +623,50 @@ def checks_mean_pool(module: ModuleType, path: Path) -> list[Check]:
         Check("a row with no real token gives zeros, not NaN", lambda: compare([(3, 4, 5)], empty_row=True),
               "clamp the count: .clamp(min=1e-9)"),
         Check("float64 stays float64", lambda: compare([(2, 6, 3)], torch.float64), "mask.to(hidden.dtype)"),
+    ]
+
+
+# ==== 10. RoPE =================================================================================
+def _library_rotate(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
+    rope = RotaryEmbedding(x.shape[-1], base)
+    if x.dtype == torch.float64:
+        rope.inv_freq = rope.inv_freq.double()
+    cos, sin = rope(positions[None])  # (1, 1, T, d)
+    return apply_rotary(x, cos[0, 0].to(x.dtype), sin[0, 0].to(x.dtype))  # (T, d) against x's (..., T, d)
+
+
+def checks_rotary(module: ModuleType, path: Path) -> list[Check]:
+    def compare(cases: list[tuple[tuple[int, ...], float]], dtype: torch.dtype = torch.float32) -> int:
+        fn = learner_function(module, "rotate")
+        for n, (shape, base) in enumerate(cases, start=1):
+            g = _gen(400 + n)
+            x = torch.randn(shape, generator=g).to(dtype)
+            positions = torch.randint(0, 200, (shape[-2],), generator=g)
+            case = f"case {n}: rotate(x {dtype} {shape}, positions {positions.tolist()[:6]}..., base={base})"
+            got = call(fn, case, x, positions, base, path=path)
+            if isinstance(got, torch.Tensor) and got.shape == x.shape and got.dtype != dtype:
+                raise CheckFailed(f"{case}\nexpected dtype {dtype} (x's), got {got.dtype}")
+            expect_tensor(got, _library_rotate(x, positions, base), "rotated x", case, atol=1e-4, rtol=1e-4)
+        return len(cases)
+
+    def offsets_only() -> int:
+        fn = learner_function(module, "rotate")
+        g = _gen(500)
+        q, k = torch.randn(2, 1, 8, generator=g, dtype=torch.float64)
+        case = "q at position 3, k at 10, then both 37 positions later: q·k must not change"
+        near = (call(fn, case, q, torch.tensor([3]), 10000.0, path=path)
+                * call(fn, case, k, torch.tensor([10]), 10000.0, path=path)).sum()
+        far = (call(fn, case, q, torch.tensor([40]), 10000.0, path=path)
+               * call(fn, case, k, torch.tensor([47]), 10000.0, path=path)).sum()
+        expect_tensor(far, near, "the score q·k", case, atol=1e-8)
+        return 1
+
+    return [
+        Check("equals minitransformer's RotaryEmbedding + apply_rotary",
+              lambda: compare([((1, 5, 8), 10000.0), ((2, 3, 7, 16), 10000.0), ((4, 2), 500.0)]),
+              "pair feature i with feature i + d/2 (halves), angle positions[t] · base^(-2i/d)"),
+        Check("a score depends only on the offset between query and key", offsets_only,
+              "turn both q and k, each by its own position's angles"),
+        Check("float64 stays float64",
+              lambda: compare([((3, 6), 10000.0)], torch.float64), "cos/sin in x's dtype"),
     ]

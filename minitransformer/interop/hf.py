@@ -2,7 +2,8 @@
 
 ``transformers`` is never needed at run time: these functions take a model object (whatever has
 ``.config`` and ``.state_dict()``) or a plain state dict, and each family's module
-(``gpt2.py``, ``bert.py``, ``t5.py`` beside this file) renames and reshapes tensors one to one.
+(``gpt2.py``, ``gpt_neox.py``, ``bert.py``, ``t5.py`` beside this file) renames and reshapes
+tensors one to one.
 That one-to-one mapping is what proves our architecture is the published one.
 """
 from __future__ import annotations
@@ -15,17 +16,18 @@ from torch import nn
 
 from minitransformer.interop import bert as bert_interop
 from minitransformer.interop import gpt2 as gpt2_interop
+from minitransformer.interop import gpt_neox as gpt_neox_interop
 from minitransformer.interop import t5 as t5_interop
 from minitransformer.models.config import BertConfig, GPTConfig, T5Config
 
 # Hugging Face `model_type` -> the interop module that converts it.
-_BY_MODEL_TYPE = {"gpt2": gpt2_interop, "bert": bert_interop, "roberta": bert_interop,
-                  "electra": bert_interop, "t5": t5_interop}
+_BY_MODEL_TYPE = {"gpt2": gpt2_interop, "gpt_neox": gpt_neox_interop, "bert": bert_interop,
+                  "roberta": bert_interop, "electra": bert_interop, "t5": t5_interop}
 
 
 def _interop_for_config(cfg: Any):
-    if isinstance(cfg, GPTConfig):
-        return gpt2_interop
+    if isinstance(cfg, GPTConfig):  # a RoPE GPT is a GPT-NeoX; the others convert to GPT-2 (learned only)
+        return gpt_neox_interop if cfg.position == "rope" else gpt2_interop
     if isinstance(cfg, BertConfig):
         return bert_interop
     if isinstance(cfg, T5Config):
@@ -34,7 +36,7 @@ def _interop_for_config(cfg: Any):
 
 
 def from_hf(hf_model_or_state_dict: nn.Module | dict[str, torch.Tensor], config: Any = None) -> nn.Module:
-    """A Hugging Face model (GPT2LMHeadModel, BertForPreTraining, RobertaForMaskedLM,
+    """A Hugging Face model (GPT2LMHeadModel, GPTNeoXForCausalLM, BertForPreTraining, RobertaForMaskedLM,
     ElectraForPreTraining, T5ForConditionalGeneration) or its state dict -> our model, same weights.
 
     For a bare state dict, pass our ``config`` (it says which family and shape to build).
@@ -86,7 +88,8 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def to_hf_model(model: nn.Module) -> nn.Module:
     """Our model -> the matching ``transformers`` model holding the same weights, in eval mode.
 
-    ``GPT2LMHeadModel``, ``T5ForConditionalGeneration``, or the BERT/RoBERTa/ELECTRA class that has
+    ``GPT2LMHeadModel`` (``GPTNeoXForCausalLM`` for a RoPE GPT), ``T5ForConditionalGeneration``, or the
+    BERT/RoBERTa/ELECTRA class that has
     our heads (``interop.bert.hf_architecture``). Needs ``transformers`` (a reference, not a runtime need).
     """
     import transformers
@@ -96,7 +99,9 @@ def to_hf_model(model: nn.Module) -> nn.Module:
     model = unwrap_model(model)
     cfg = getattr(model, "config", None)
     kwargs = hf_config_dict(cfg)
-    if isinstance(cfg, GPTConfig):
+    if isinstance(cfg, GPTConfig) and cfg.position == "rope":
+        hf = transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**kwargs))
+    elif isinstance(cfg, GPTConfig):
         hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kwargs))
     elif isinstance(cfg, T5Config):
         hf = transformers.T5ForConditionalGeneration(transformers.T5Config(**kwargs))

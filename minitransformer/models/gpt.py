@@ -162,6 +162,10 @@ class GPT(nn.Module):
             position_ids = key_positions[:, past:]  # (1, T)
 
         x = self.tok_emb(input_ids)  # (B, T, C)
+        if self.config.position == "sinusoidal":
+            # Vaswani et al. §3.4: token vectors times √d_model, so that they are not drowned by the
+            # fixed sines and cosines (size 1; GPT-2's initialisation makes token vectors ~0.02)
+            x = x * math.sqrt(self.config.d_model)
         if self.pos_emb is not None:  # learned or sinusoidal: a vector for each position, added to its token
             x = x + self.pos_emb(position_ids, check=user_positions)
         x = self.drop(x)
@@ -313,19 +317,22 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> GPT:
-        """Load our folder (config.json with "family": "gpt") or a local Hugging Face GPT-2 folder.
+        """Load our folder (config.json with "family": "gpt") or a local Hugging Face GPT-2 or GPT-NeoX folder.
 
         Reads ``model.safetensors`` (or ``pytorch_model.bin`` with ``weights_only=True``); never downloads.
         """
         from minitransformer.interop import gpt2 as gpt2_interop
+        from minitransformer.interop import gpt_neox as gpt_neox_interop
         from minitransformer.interop.files import load_state_dict_checked, load_weights, read_config_json
 
         data = read_config_json(folder)
         if "model_type" in data:  # a Hugging Face folder
-            if data["model_type"] != "gpt2":
-                raise ValueError(f"{folder} holds a Hugging Face {data['model_type']!r} model; GPT reads 'gpt2'")
-            config = gpt2_interop.config_from_hf(data)
-            state_dict = gpt2_interop.state_dict_from_hf(load_weights(folder), config)
+            interop = {"gpt2": gpt2_interop, "gpt_neox": gpt_neox_interop}.get(data["model_type"])
+            if interop is None:
+                raise ValueError(f"{folder} holds a Hugging Face {data['model_type']!r} model; GPT reads 'gpt2' "
+                                 "and 'gpt_neox'")
+            config = interop.config_from_hf(data)
+            state_dict = interop.state_dict_from_hf(load_weights(folder), config)
         else:
             family = data.get("family", "gpt")
             if family != "gpt":

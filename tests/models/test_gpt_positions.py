@@ -16,9 +16,11 @@ import transformers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minitransformer as mt
 from minitransformer.accounting import analytic_parameter_count, count_parameters
 from minitransformer.generation import left_pad
 from minitransformer.interop import gpt2 as gpt2_interop
+from minitransformer.interop import gpt_neox as gpt_neox_interop
 from minitransformer.models.config import GPTConfig
 from minitransformer.models.gpt import GPT
 from minitransformer.nn.position import POSITIONS
@@ -152,11 +154,10 @@ def test_every_scheme_learns_and_round_trips(position, tmp_path):
 
 # ---- RoPE is GPT-NeoX's ------------------------------------------------------------------------
 def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int = 2, base: float = 10000.0):
-    """(ours, hf): transformers' GPTNeoXForCausalLM with random weights, and our RoPE GPT with its weights.
+    """(ours, hf): transformers' GPTNeoXForCausalLM with random weights, and our RoPE GPT converted from it.
 
     GPT-NeoX as our GPT: sequential residual (use_parallel_residual=False), rotary on all of each
-    head (partial_rotary_factor=1), exact GELU, untied head. Its fused projection interleaves the
-    heads as [q_h, k_h, v_h] per head; ours holds all queries, then all keys, then all values.
+    head (partial_rotary_factor=1), exact GELU, untied head (``interop/gpt_neox.py``).
     """
     vocab, d_ff = 61, 2 * d_model + 6
     hf_cfg = transformers.GPTNeoXConfig(
@@ -170,28 +171,8 @@ def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int 
         for name, p in hf.named_parameters():
             if name.endswith("bias") or "layernorm" in name or "layer_norm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
-    cfg = GPTConfig(vocab_size=vocab, max_seq_len=64, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                    d_ff=d_ff, dropout=0.0, activation="gelu", tie_embeddings=False, position="rope", rope_base=base)
-    d_head = d_model // n_heads
-
-    def heads_grouped(t: torch.Tensor) -> torch.Tensor:  # (h·3·d, ...) per head -> (3·h·d, ...) per q/k/v
-        return t.reshape(n_heads, 3, d_head, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
-
-    sd = hf.state_dict()
-    ours_sd = {"tok_emb.weight": sd["gpt_neox.embed_in.weight"], "lm_head.weight": sd["lm_head.weight"],
-               "final_norm.weight": sd["gpt_neox.final_layer_norm.weight"],
-               "final_norm.bias": sd["gpt_neox.final_layer_norm.bias"]}
-    names = {"self_attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-             "self_attn.out": "attention.dense", "ffn.fc_in": "mlp.dense_h_to_4h", "ffn.fc_out": "mlp.dense_4h_to_h"}
-    for i in range(n_layers):
-        for ours_name, hf_name in names.items():
-            for kind in ("weight", "bias"):
-                ours_sd[f"layers.{i}.{ours_name}.{kind}"] = sd[f"gpt_neox.layers.{i}.{hf_name}.{kind}"]
-        for kind in ("weight", "bias"):
-            ours_sd[f"layers.{i}.self_attn.qkv.{kind}"] = heads_grouped(
-                sd[f"gpt_neox.layers.{i}.attention.query_key_value.{kind}"])
-    ours = GPT(cfg)
-    ours.load_state_dict(ours_sd)  # strict: every weight mapped
+    ours = mt.from_hf(hf)
+    assert ours.config.position == "rope" and ours.config.rope_base == base
     return ours.eval(), hf
 
 
@@ -199,10 +180,9 @@ def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int 
                                 dict(d_model=36, n_heads=6, n_layers=3)])
 @pytest.mark.parametrize("backend", ["sdpa", "manual"])
 def test_rope_gpt_equals_gpt_neox(kw, backend):
-    ours, hf = neox_pair(**kw)
-    ours = GPT(dataclasses.replace(ours.config, attention_backend=backend)).eval() if backend == "manual" else ours
-    if backend == "manual":
-        ours.load_state_dict(neox_pair(**kw)[0].state_dict())
+    converted, hf = neox_pair(**kw)
+    ours = GPT(dataclasses.replace(converted.config, attention_backend=backend)).eval()
+    ours.load_state_dict(converted.state_dict())
     ids = torch.randint(0, 61, (3, 29), generator=torch.Generator().manual_seed(2))
     labels = ids.clone()
     labels[0, 4:9] = -100
@@ -242,3 +222,55 @@ def test_every_scheme_tells_word_order(position):
     if position == "alibi":
         model.alibi = None  # no position information at all
         assert change() < 1e-6
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_what_enters_the_first_layer(position):
+    """learned: token + table row; sinusoidal: token·√d_model + sin/cos (Vaswani et al. §3.4); rope and
+    alibi: the token vector alone (their positions act inside attention)."""
+    model = tiny(position)
+    ids = ids_of((2, 9), seed=4)
+    seen = {}
+    model.layers[0].register_forward_pre_hook(lambda _, args: seen.setdefault("x", args[0]))
+    with torch.no_grad():
+        model(ids)
+    token = model.tok_emb.weight[ids]  # (B, T, C)
+    expected = {"learned": token + model.pos_emb.weight[:9] if position == "learned" else None,
+                "sinusoidal": token * TINY["d_model"] ** 0.5 + model.pos_emb.pe[:9] if position == "sinusoidal" else None,
+                "rope": token, "alibi": token}[position]
+    assert torch.allclose(seen["x"], expected, atol=1e-6)
+
+
+def test_rope_gpt_round_trips_through_gpt_neox_and_its_folders(tmp_path):
+    torch.manual_seed(8)
+    ours = GPT(GPTConfig(**{**TINY, "position": "rope", "rope_base": 2000.0, "tie_embeddings": False})).eval()
+    hf = mt.to_hf_model(ours)
+    assert type(hf).__name__ == "GPTNeoXForCausalLM"
+    ids = ids_of((2, 17), seed=5)
+    with torch.no_grad():
+        assert (hf(input_ids=ids).logits - ours(ids).logits).abs().max() <= 1e-5
+    back = mt.from_hf(hf)
+    assert back.config == ours.config
+    for key, value in ours.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+    hf.save_pretrained(tmp_path / "neox")  # a local Hugging Face folder: GPT.from_pretrained reads it
+    loaded = GPT.from_pretrained(tmp_path / "neox")
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, back(ids).logits)
+
+
+def test_gpt_neox_shapes_we_do_not_build_are_refused():
+    base = transformers.GPTNeoXConfig(hidden_size=24, num_hidden_layers=1, num_attention_heads=3).to_dict()
+    with pytest.raises(ValueError, match="parallel"):
+        gpt_neox_interop.config_from_hf(base)  # Pythia's shape: parallel residual, a quarter of each head turned
+    sequential = {**base, "use_parallel_residual": False}
+    with pytest.raises(ValueError, match="partial_rotary_factor"):
+        gpt_neox_interop.config_from_hf(sequential)
+    full = {**sequential, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
+                                              "partial_rotary_factor": 1.0}}
+    assert gpt_neox_interop.config_from_hf(full).position == "rope"
+    with pytest.raises(ValueError, match="RoPE"):
+        gpt_neox_interop.config_to_hf(GPTConfig(**TINY))  # learned positions are GPT-2's, not NeoX's
+    with pytest.raises(ValueError, match="does not know"):
+        gpt_neox_interop.state_dict_from_hf({"gpt_neox.layers.0.attention.extra.weight": torch.zeros(1)},
+                                            gpt_neox_interop.config_from_hf(full))
