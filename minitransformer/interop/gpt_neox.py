@@ -104,37 +104,44 @@ def _regroup(t: torch.Tensor, n_heads: int, by_head: bool) -> torch.Tensor:
     return t.reshape(n_heads, 3, d_head, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
 
 
-def state_dict_from_hf(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
-    """GPT-NeoX names and layouts -> ours. Unknown keys raise ValueError; missing ones are left for the loader."""
-    hf_to_ours = {hf: ours for ours, hf in _TOP_MAP}
-    hf_to_ours.update({"lm_head.weight": "lm_head.weight", "embed_out.weight": "lm_head.weight"})
+def _names(cfg: GPTConfig) -> dict[str, str]:
+    """Our parameter name -> GPT-NeoX's, for every tensor but the head."""
+    names = dict(_TOP_MAP)
     for i in range(cfg.n_layers):
         for ours, hf in _LAYER_MAP:
             for kind in ("weight", "bias"):
-                hf_to_ours[f"gpt_neox.layers.{i}.{hf}.{kind}"] = f"layers.{i}.{ours}.{kind}"
+                names[f"layers.{i}.{ours}.{kind}"] = f"gpt_neox.layers.{i}.{hf}.{kind}"
+    return names
+
+
+def state_dict_from_hf(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
+    """GPT-NeoX names and layouts -> ours. Unknown keys raise ValueError; missing ones are left for the loader."""
+    hf_to_ours = {hf: ours for ours, hf in _names(cfg).items()}
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in sd.items():
         if key in hf_to_ours:
             ours = hf_to_ours[key]
             out[ours] = _regroup(value, cfg.n_heads, by_head=False) if ".qkv." in ours else value
+        elif key in ("lm_head.weight", "embed_out.weight"):
+            embedding = sd.get("gpt_neox.embed_in.weight")
+            if not cfg.tie_embeddings:
+                out["lm_head.weight"] = value
+            elif embedding is not None and not torch.equal(value, embedding):
+                # dropping it would quietly give the model other logits than the checkpoint's
+                raise ValueError(f"the checkpoint's {key} differs from its embed_in.weight (an untied head), "
+                                 "but the config ties them: use tie_embeddings=False")
         elif not key.endswith(_IGNORED_SUFFIXES):
             unknown.append(key)
     if unknown:
         raise ValueError(f"GPT-NeoX checkpoint has keys minitransformer's GPT does not know: "
                          f"{', '.join(sorted(unknown)[:10])}{' ...' if len(unknown) > 10 else ''}")
-    if cfg.tie_embeddings:
-        out.pop("lm_head.weight", None)  # the tied head is the token embedding
     return out
 
 
 def state_dict_to_hf(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
     """Our names and layouts -> ``GPTNeoXForCausalLM``'s (``load_state_dict`` it)."""
-    ours_to_hf = dict(_TOP_MAP)
-    for i in range(cfg.n_layers):
-        for ours, hf in _LAYER_MAP:
-            for kind in ("weight", "bias"):
-                ours_to_hf[f"layers.{i}.{ours}.{kind}"] = f"gpt_neox.layers.{i}.{hf}.{kind}"
+    ours_to_hf = _names(cfg)
     out: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in sd.items():

@@ -160,6 +160,7 @@ class GPT(nn.Module):
         if position_ids is None:
             key_positions = torch.arange(past + T, device=device).unsqueeze(0)  # (1, T_past + T)
             position_ids = key_positions[:, past:]  # (1, T)
+        padded = attn_bias is not None  # (then the loss leaves padded positions out)
 
         x = self.tok_emb(input_ids)  # (B, T, C)
         if self.config.position == "sinusoidal":
@@ -170,7 +171,6 @@ class GPT(nn.Module):
             x = x + self.pos_emb(position_ids, check=user_positions)
         x = self.drop(x)
         rotary = self.rotary(position_ids) if self.rotary is not None else None  # RoPE: angles for q and k
-        padded = attn_bias is not None
         if self.alibi is not None:  # ALiBi: a penalty for distance, added to every layer's scores
             alibi = self.alibi(position_ids, key_positions)  # (B|1, h, T, T_past + T)
             attn_bias = alibi if attn_bias is None else alibi + attn_bias  # float32, + padding

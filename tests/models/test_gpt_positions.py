@@ -274,3 +274,18 @@ def test_gpt_neox_shapes_we_do_not_build_are_refused():
     with pytest.raises(ValueError, match="does not know"):
         gpt_neox_interop.state_dict_from_hf({"gpt_neox.layers.0.attention.extra.weight": torch.zeros(1)},
                                             gpt_neox_interop.config_from_hf(full))
+
+
+def test_tied_gpt_neox_converts_and_an_untied_head_is_not_dropped():
+    torch.manual_seed(9)
+    tied = GPT(GPTConfig(**{**TINY, "position": "rope"})).eval()
+    hf = mt.to_hf_model(tied)
+    back = mt.from_hf(hf)
+    assert back.config.tie_embeddings and back.lm_head.weight is back.tok_emb.weight
+    ids = ids_of((1, 11), seed=6)
+    with torch.no_grad():
+        assert torch.equal(back(ids).logits, tied(ids).logits)
+    sd = dict(hf.state_dict())
+    sd["lm_head.weight"] = sd["lm_head.weight"] + 1.0  # a head of its own, under a config that ties
+    with pytest.raises(ValueError, match="untied head"):
+        gpt_neox_interop.state_dict_from_hf(sd, tied.config)

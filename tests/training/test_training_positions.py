@@ -55,3 +55,16 @@ def test_position_flag_is_for_gpt_only(tmp_path):
     assert not (tmp_path / "bert").exists()
     code, _, stderr = pretrain("gpt", tmp_path / "gpt", "--position", "absolute")
     assert code != 0 and "invalid choice" in stderr
+
+
+def test_seq_len_is_for_a_pretrained_gpt():
+    from minitransformer.models.bert import Bert
+    from minitransformer.models.config import BertConfig
+    from minitransformer.training.config import TrainConfig
+    from minitransformer.training.trainer import _with_context
+
+    bert = Bert(BertConfig.preset("tiny"))
+    with pytest.raises(ValueError, match="bert pretrain run"):
+        _with_context(TrainConfig(family="bert"), bert, 64)
+    with pytest.raises(ValueError, match="seq_len must be an integer >= 2"):
+        _with_context(TrainConfig(family="gpt"), bert, 1)
