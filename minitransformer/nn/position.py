@@ -154,7 +154,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     def geometric(n: int) -> list[float]:
         return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
 
-    p = 2 ** int(math.log2(n_heads))  # the largest power of two <= n_heads
+    p = 1 << (n_heads.bit_length() - 1)  # the largest power of two <= n_heads
     return torch.tensor(geometric(p) + geometric(2 * p)[0::2][: n_heads - p], dtype=torch.float32)
 
 

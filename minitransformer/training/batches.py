@@ -873,7 +873,7 @@ class ClassificationObjective(ExampleObjective):
     ``SequenceClassifier``: the pretrained encoder and one new linear layer on the pooled ``[CLS]``
     vector (or the mean of the token vectors, for an encoder without a pooler). The classes are the
     training examples' target names, sorted, unless ``labels`` gives them (a saved classifier's).
-    Validation reports the loss and the accuracy.
+    Validation reports the loss, the accuracy and the macro F1 (the mean of the classes' F1 scores).
     """
 
     family = "bert"
@@ -934,10 +934,27 @@ class ClassificationObjective(ExampleObjective):
     def eval_sums(self, model, batch):
         logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]).logits.float()  # (B, n)
         real = batch["real"]
+        labels, predicted = batch["labels"][real], logits.argmax(-1)[real]  # (B_real,) each
         losses = F.cross_entropy(logits, batch["labels"], reduction="none")[real]
-        correct = (logits.argmax(-1) == batch["labels"])[real]
         n = int(real.sum())
-        return {"loss": _pair(losses.sum(), n), "accuracy": _pair(correct.sum(), n)}
+        sums = {"loss": _pair(losses.sum(), n), "accuracy": _pair((predicted == labels).sum(), n)}
+        # F1 of class c = 2·TP / (2·TP + FP + FN): a ratio of counts, so it adds up over batches and processes
+        for c in range(len(self.labels)):
+            tp = ((predicted == c) & (labels == c)).sum()
+            wrong = ((predicted == c) != (labels == c)).sum()  # false positives + false negatives
+            sums[f"f1/{c}"] = _pair(2 * tp, 2 * tp + wrong)
+        return sums
+
+    def finish(self, sums):
+        """Loss, accuracy and macro F1: the mean F1 over the classes that the validation examples hold or
+        the model predicts (a class with neither has no F1). On unbalanced classes, accuracy can look good
+        while small classes are never found; macro F1 weighs every class alike."""
+        sums = dict(sums)
+        per_class = [sums.pop(f"f1/{c}") for c in range(len(self.labels))]
+        out = super().finish(sums)
+        scores = [float(v[0] / v[1]) for v in per_class if float(v[1]) > 0]
+        out["macro_f1"] = sum(scores) / len(scores) if scores else float("nan")
+        return out
 
     def sample(self, model, device):
         batch = {k: v.to(device) for k, v in self.batch(VAL, 0, 0, slice(0, 1)).items()}

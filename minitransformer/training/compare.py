@@ -56,7 +56,7 @@ class RunSummary:
 
 def higher_is_better(metric: str) -> bool:
     """Accuracies and exact match grow as a model learns; losses and perplexity shrink."""
-    return "accuracy" in metric or metric == "exact_match"
+    return "accuracy" in metric or metric in ("exact_match", "macro_f1")
 
 
 def read_run(run_dir: str | os.PathLike, metric: str = "loss") -> RunSummary:

@@ -7,6 +7,7 @@ resumed fine-tuning run is the same run; bad inputs are one line and leave nothi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -267,6 +268,7 @@ def test_finetune_a_bert_classifier_on_the_plays_end_to_end(runs, tmp_path):
                    for k in load_file(str(tmp_path / "plays" / "model.safetensors")))  # pretraining heads dropped
     val = [e for e in read_metrics(tmp_path / "plays") if e["split"] == "val"]
     assert [e["step"] for e in val] == [0, 10] and all(0.0 <= e["accuracy"] <= 1.0 for e in val)
+    assert all(0.0 <= e["macro_f1"] <= 1.0 for e in val)
 
     code, shown, err = run_cli("generate", "--run", tmp_path / "plays", "--prompt", "O Romeo, Romeo")
     assert code == 0, err
@@ -277,6 +279,7 @@ def test_finetune_a_bert_classifier_on_the_plays_end_to_end(runs, tmp_path):
     code, shown, err = run_cli("eval", "--run", tmp_path / "plays", "--json")
     assert code == 0, err
     assert json.loads(shown)["accuracy"] == pytest.approx(val[-1]["accuracy"])
+    assert json.loads(shown)["macro_f1"] == pytest.approx(val[-1]["macro_f1"])
 
 
 def test_the_classifier_starts_from_the_trained_encoder(runs, tmp_path):
@@ -297,6 +300,41 @@ def test_the_classifier_starts_from_the_trained_encoder(runs, tmp_path):
     batch = trainer.objective.batch(TRAIN, 0, 0, slice(None))
     assert set(batch["labels"].tolist()) <= {0, 1}
     assert (batch["input_ids"][:, 0] == trainer.tokenizer.token_to_id("[CLS]")).all()
+
+
+def test_macro_f1_is_the_mean_of_the_classes_f1_scores(runs, tmp_path):
+    """Validation's macro F1 against one computed here from the model's predictions, class by class."""
+    from minitransformer.training.trainer import evaluate_objective
+
+    rows = [(f"{w} {w} night", "dark") for w in WORDS * 3] + [(f"{w} morning", "light") for w in WORDS[:4]] + \
+           [(f"{w} noon {w}", "grey") for w in WORDS[4:7]]
+    data = write_pairs(tmp_path / "skies.jsonl", rows)  # unbalanced: 36 dark, 4 light, 3 grey
+    cfg = preset("bert", "tiny", finetune=True, corpus=str(data), init_from=str(runs("bert")), progress=False,
+                 plot=False, measure_mfu=False, eval_batches=50)
+    trainer = Trainer(cfg, tmp_path / "ft", say=quiet)
+    trainer.setup()
+    objective, model = trainer.objective, trainer.model.eval()
+    n_batches = objective.eval_batch_count(cfg.eval_batches)
+    metrics = evaluate_objective(objective, model, model, n_batches, slice(None), torch.device("cpu"),
+                                 contextlib.nullcontext)
+    labels, predicted = [], []
+    with torch.no_grad():
+        for i in range(n_batches):
+            batch = objective.batch(VAL, i, 0, slice(None))
+            logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]).logits
+            labels += batch["labels"][batch["real"]].tolist()
+            predicted += logits.argmax(-1)[batch["real"]].tolist()
+    scores = []
+    for c in set(labels) | set(predicted):
+        tp = sum(p == c and t == c for p, t in zip(predicted, labels, strict=True))
+        fp = sum(p == c and t != c for p, t in zip(predicted, labels, strict=True))
+        fn = sum(p != c and t == c for p, t in zip(predicted, labels, strict=True))
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    assert metrics["macro_f1"] == pytest.approx(sum(scores) / len(scores))
+    assert metrics["accuracy"] == pytest.approx(sum(p == t for p, t in zip(predicted, labels, strict=True)) / len(labels))
+    assert not any(k.startswith("f1/") for k in metrics)
 
 
 def test_a_class_the_training_data_never_shows_is_refused(runs, tmp_path):
