@@ -78,16 +78,20 @@ def bench_train(shape: str, steps: int, rounds: int) -> None:
                   f"{base_cfg.max_seq_len}, batch {batch}, {steps} steps per block, {rounds} rounds")
     report(f"training step, each scheme vs learned, {shape_text}", take_turns(fns, rounds), tokens, "learned")
 
-    # our RoPE GPT against transformers' GPT-NeoX with the same weights (exact GELU, untied head: NeoX's shape)
-    torch.manual_seed(0)
-    ours = mt.GPT(dataclasses.replace(base_cfg, position="rope", activation="gelu", tie_embeddings=False)).train()
-    neox = mt.to_hf_model(ours).train()
-    neox.config._attn_implementation = "sdpa"
-    fns = {"minitransformer GPT (rope)": training_block(lambda x: ours(x, labels=x).loss, ours, data, steps),
-           "transformers GPTNeoXForCausalLM": training_block(lambda x: neox(input_ids=x, labels=x).loss, neox,
-                                                             data, steps)}
-    report(f"training step, RoPE GPT vs GPT-NeoX, {shape_text}", take_turns(fns, rounds), tokens,
-           "transformers GPTNeoXForCausalLM")
+    # our RoPE GPT against transformers' GPT-NeoX with the same weights (exact GELU, untied head: NeoX's
+    # shape), sequential with RoPE on whole heads, then Pythia's (parallel, RoPE on a quarter of each head)
+    for name, extra in (("sequential, full rotary", {}),
+                        ("Pythia's shape", dict(parallel_residual=True, rotary_fraction=0.25))):
+        torch.manual_seed(0)
+        ours = mt.GPT(dataclasses.replace(base_cfg, position="rope", activation="gelu", tie_embeddings=False,
+                                          **extra)).train()
+        neox = mt.to_hf_model(ours).train()
+        neox.config._attn_implementation = "sdpa"
+        fns = {"minitransformer GPT (rope)": training_block(lambda x, m=ours: m(x, labels=x).loss, ours, data, steps),
+               "transformers GPTNeoXForCausalLM": training_block(lambda x, m=neox: m(input_ids=x, labels=x).loss,
+                                                                 neox, data, steps)}
+        report(f"training step, RoPE GPT vs GPT-NeoX ({name}), {shape_text}", take_turns(fns, rounds), tokens,
+               "transformers GPTNeoXForCausalLM")
 
 
 def bench_generate(new_tokens: int, rounds: int) -> None:

@@ -1,10 +1,10 @@
-"""GPT-NeoX checkpoints (Hugging Face ``GPTNeoXForCausalLM``) <-> our ``GPT`` with ``position="rope"``.
+"""GPT-NeoX and Pythia checkpoints (Hugging Face ``GPTNeoXForCausalLM``) <-> our ``GPT`` with ``position="rope"``.
 
-GPT-NeoX (Black et al. 2022) is GPT-2's layer stack with RoPE instead of a position table, an
-untied output head and exact GELU. Our RoPE GPT is that network when the checkpoint uses the
-*sequential* residual (``use_parallel_residual=False``: attention, then feed-forward, as GPT-2)
-and turns *all* of each head (``partial_rotary_factor=1``). Pythia's released models use the
-parallel residual and turn a quarter of each head, so they are refused with that reason.
+GPT-NeoX (Black et al. 2022) is GPT-2's layer stack with three changes, all ``GPTConfig`` settings:
+RoPE instead of a position table, on the first quarter of each head's features
+(``rotary_fraction=0.25``); attention and feed-forward side by side, ``x + Attn(LN(x)) + FFN(LN'(x))``
+(``parallel_residual=True``); an untied output head and exact GELU. Pythia (Biderman et al. 2023)
+is that shape. A NeoX checkpoint with the sequential residual and full rotary is our plain RoPE GPT.
 
 One layout difference: NeoX's fused projection groups its output by head, ``[q_h, k_h, v_h]``
 for each head h in turn; ours holds all queries, then all keys, then all values.
@@ -54,12 +54,6 @@ def config_from_hf(hf_config: dict[str, Any]) -> GPTConfig:
     if c.get("model_type", "gpt_neox") != "gpt_neox":
         raise ValueError(f"expected a GPT-NeoX config (model_type 'gpt_neox'), got {c.get('model_type')!r}")
     theta, fraction, rope_type = _rope_settings(c)
-    if c.get("use_parallel_residual", True):
-        raise ValueError("this GPT-NeoX adds attention and feed-forward in parallel (use_parallel_residual=True, "
-                         "as Pythia does); minitransformer's GPT applies them one after the other")
-    if fraction != 1.0:
-        raise ValueError(f"this GPT-NeoX turns {fraction:g} of each head with RoPE (partial_rotary_factor); "
-                         "minitransformer's RoPE turns all of it (1.0)")
     if rope_type != "default":
         raise ValueError(f"RoPE scaling {rope_type!r} is not supported; minitransformer's RoPE is the plain one")
     if not c.get("attention_bias", True):
@@ -74,6 +68,7 @@ def config_from_hf(hf_config: dict[str, Any]) -> GPTConfig:
         n_layers=c["num_hidden_layers"], n_heads=c["num_attention_heads"], d_ff=c.get("intermediate_size"),
         dropout=c.get("hidden_dropout", 0.0), activation=_ACTIVATIONS[act], norm_eps=c.get("layer_norm_eps", 1e-5),
         bias=True, tie_embeddings=c.get("tie_word_embeddings", False), position="rope", rope_base=theta,
+        rotary_fraction=fraction, parallel_residual=bool(c.get("use_parallel_residual", True)),
         eos_token_id=eos if isinstance(eos, int) and 0 <= eos < vocab else None,
     )
 
@@ -90,8 +85,9 @@ def config_to_hf(cfg: GPTConfig) -> dict[str, Any]:
         raise ValueError(f"activation {cfg.activation!r} has no GPT-NeoX equivalent; use one of {', '.join(acts)}")
     return dict(vocab_size=cfg.vocab_size, max_position_embeddings=cfg.max_seq_len, hidden_size=cfg.d_model,
                 num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, intermediate_size=cfg.d_ff,
-                hidden_act=acts[cfg.activation], use_parallel_residual=False, layer_norm_eps=cfg.norm_eps,
-                rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_base, "partial_rotary_factor": 1.0},
+                hidden_act=acts[cfg.activation], use_parallel_residual=cfg.parallel_residual,
+                layer_norm_eps=cfg.norm_eps, rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_base,
+                                                              "partial_rotary_factor": cfg.rotary_fraction},
                 hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout, tie_word_embeddings=cfg.tie_embeddings,
                 bos_token_id=cfg.eos_token_id, eos_token_id=cfg.eos_token_id)
 

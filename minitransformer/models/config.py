@@ -110,6 +110,8 @@ class GPTConfig(_Config):
     # keys) or "alibi" (Press et al. 2022: a distance penalty on the scores); see nn/position.py
     position: str = "learned"
     rope_base: float = 10000.0  # RoPE's θ_i = base^(-2i/d_head)
+    rotary_fraction: float = 1.0  # RoPE turns this share of each head's features (GPT-NeoX, Pythia: 0.25)
+    parallel_residual: bool = False  # x + Attn(LN(x)) + FFN(LN'(x)), as GPT-J and GPT-NeoX (not GPT-2)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # the released "124M" model (the paper's table says 117M)
@@ -117,6 +119,11 @@ class GPTConfig(_Config):
         "gpt2-1.5b": dict(vocab_size=50257, max_seq_len=1024, d_model=1600, n_layers=48, n_heads=25),
         # GPT-3's largest model (Brown et al. 2020, Table 2.1), on GPT-2's vocabulary
         "gpt3-175b": dict(vocab_size=50257, max_seq_len=2048, d_model=12288, n_layers=96, n_heads=96),
+        # Pythia's smallest (Biderman et al. 2023): GPT-NeoX's shape, RoPE on a quarter of each head,
+        # attention and feed-forward in parallel, exact GELU, an untied head
+        "pythia-70m": dict(vocab_size=50304, max_seq_len=2048, d_model=512, n_layers=6, n_heads=8,
+                           activation="gelu", tie_embeddings=False, position="rope", rotary_fraction=0.25,
+                           parallel_residual=True, dropout=0.0),
         # nanoGPT's shakespeare_char model: characters, context 256
         "shakespeare-char": dict(vocab_size=65, max_seq_len=256, d_model=384, n_layers=6, n_heads=6, dropout=0.2),
         "tiny": dict(vocab_size=256, max_seq_len=64, d_model=64, n_layers=2, n_heads=4, dropout=0.0),
@@ -137,9 +144,20 @@ class GPTConfig(_Config):
         _token_id(self, "eos_token_id", optional=True)
         _choice(self, "position", POSITIONS)
         check_number("GPTConfig.rope_base", self.rope_base, 1, low_open=True)
-        if self.position == "rope" and (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"GPTConfig position='rope' turns pairs of features, so the head size "
-                             f"d_model / n_heads = {self.d_model // self.n_heads} must be even")
+        _flag(self, "parallel_residual")
+        check_number("GPTConfig.rotary_fraction", self.rotary_fraction, 0, 1, low_open=True)
+        if self.position != "rope" and self.rotary_fraction != 1.0:
+            raise ValueError(f"GPTConfig.rotary_fraction={self.rotary_fraction} applies to position='rope', "
+                             f"not {self.position!r}")
+        turned = self.rotary_dims
+        if self.position == "rope" and (turned < 2 or turned % 2):
+            raise ValueError(f"GPTConfig position='rope' turns pairs of features, so the features turned per "
+                             f"head, int(d_model / n_heads * rotary_fraction) = {turned}, must be even and >= 2")
+
+    @property
+    def rotary_dims(self) -> int:
+        """How many features of each head RoPE turns (the first ones)."""
+        return int(self.d_model // self.n_heads * self.rotary_fraction)
 
 
 @dataclass

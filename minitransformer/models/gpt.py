@@ -20,6 +20,8 @@ shift happens inside (as in Hugging Face's GPT2LMHeadModel); label -100 means "i
 on the same model: fixed sinusoids added the same way, or nothing added to the tokens and the
 position put into attention instead, by RoPE (queries and keys rotated, as in GPT-NeoX and LLaMA)
 or ALiBi (a distance penalty on the scores, as in BLOOM). See ``minitransformer.nn.position``.
+With ``rotary_fraction`` and ``parallel_residual`` (attention and feed-forward side by side) it is
+GPT-NeoX's shape, Pythia's too (``interop/gpt_neox.py``).
 """
 from __future__ import annotations
 
@@ -76,13 +78,13 @@ class GPT(nn.Module):
         self.pos_emb = (LearnedPositionalEmbedding(c.max_seq_len, c.d_model) if c.position == "learned"  # wpe
                         else SinusoidalPositionalEncoding(c.max_seq_len, c.d_model) if c.position == "sinusoidal"
                         else None)
-        self.rotary = RotaryEmbedding(c.d_model // c.n_heads, c.rope_base) if c.position == "rope" else None
+        self.rotary = RotaryEmbedding(c.rotary_dims, c.rope_base) if c.position == "rope" else None
         self.alibi = ALiBi(c.n_heads) if c.position == "alibi" else None
         self.drop = Dropout(c.dropout)
         self.layers = nn.ModuleList(
             DecoderLayer(c.d_model, c.n_heads, c.d_ff, cross_attention=False, pre_norm=True,
                          dropout=c.dropout, activation=c.activation, norm="layernorm", norm_eps=c.norm_eps,
-                         bias=c.bias, backend=c.attention_backend)
+                         bias=c.bias, backend=c.attention_backend, parallel=c.parallel_residual)
             for _ in range(c.n_layers)
         )
         self.final_norm = make_norm("layernorm", c.d_model, c.norm_eps, c.bias)  # GPT-2's ln_f

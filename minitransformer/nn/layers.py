@@ -26,7 +26,9 @@ class EncoderLayer(nn.Module):
     """Self-attention + feed-forward, each with a residual connection and a norm (pre- or post-).
 
     ``dropout`` is the residual dropout; ``attn_dropout`` drops attention weights; ``ffn_dropout``
-    is the feed-forward's inner dropout (T5 only).
+    is the feed-forward's inner dropout (T5 only). ``parallel=True`` (pre-LN only) lets both
+    sub-layers read the same input, ``x + Attn(LN(x)) + FFN(LN'(x))``, as GPT-J and GPT-NeoX do
+    (Wang & Komatsuzaki 2021): the two can run side by side.
     """
 
     def __init__(
@@ -45,9 +47,12 @@ class EncoderLayer(nn.Module):
         pre_norm: bool = True,
         attn_scale: float | None = None,
         backend: str = "sdpa",
+        parallel: bool = False,
     ) -> None:
         super().__init__()
-        self.pre_norm = pre_norm
+        if parallel and not pre_norm:
+            raise ValueError("a parallel layer (both sub-layers read the same input) is pre-LN; got pre_norm=False")
+        self.pre_norm, self.parallel = pre_norm, parallel
         self.norm_kind, self.norm_eps, self.bias = norm, norm_eps, bias
         attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.self_attn = MultiHeadAttention(d_model, n_heads, d_head, bias=bias, dropout=attn_dropout,
@@ -72,6 +77,8 @@ class EncoderLayer(nn.Module):
         """x (B, T, C) -> (B, T, C), and the attention weights (B, h, T, T) if asked; ``rotary``: RoPE's angles."""
         a, weights = self.self_attn(self._pre(x, self.self_attn_norm), attn_bias=attn_bias,
                                     need_weights=need_weights, rotary=rotary)
+        if self.parallel:
+            return x + self.dropout(a) + self.dropout(self.ffn(self.ffn_norm(x))), weights
         x = self._add(x, a, self.self_attn_norm)
         x = self._add(x, self.ffn(self._pre(x, self.ffn_norm)), self.ffn_norm)
         return x, weights
@@ -83,6 +90,8 @@ class DecoderLayer(EncoderLayer):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, cross_attention: bool = False, **kwargs) -> None:
         super().__init__(d_model, n_heads, d_ff, **kwargs)
         self.cross_attn = None
+        if cross_attention and self.parallel:
+            raise ValueError("a parallel layer has no cross-attention (there is no third sub-layer to run beside)")
         if cross_attention:
             sa = self.self_attn
             self.cross_attn = MultiHeadAttention(d_model, n_heads, sa.d_head, bias=self.bias, dropout=sa.dropout,
@@ -108,6 +117,8 @@ class DecoderLayer(EncoderLayer):
         """
         a, weights = self.self_attn(self._pre(x, self.self_attn_norm), attn_bias=attn_bias, is_causal=True,
                                     cache=self_cache, need_weights=need_weights, rotary=rotary)
+        if self.parallel:  # GPT-J / GPT-NeoX: the feed-forward reads the layer's input too
+            return x + self.dropout(a) + self.dropout(self.ffn(self.ffn_norm(x))), weights
         x = self._add(x, a, self.self_attn_norm)
         if self.cross_attn is not None:
             c, _ = self.cross_attn(self._pre(x, self.cross_attn_norm), memory=memory, attn_bias=memory_bias,

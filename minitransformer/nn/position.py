@@ -136,7 +136,12 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     """Rotate each feature pair ``(x_i, x_{i+d/2})`` of x (B, h, T, d) by its angle -> (B, h, T, d).
 
     The 2-D rotation ``(a, b) -> (a·cos - b·sin, b·cos + a·sin)``, written for all pairs at once.
+    If ``cos`` and ``sin`` cover fewer features than x has (d_rot < d), only the first d_rot turn and
+    the rest pass unchanged: GPT-NeoX and Pythia turn a quarter of each head (``rotary_fraction``).
     """
+    d_rot = cos.shape[-1]
+    if d_rot < x.shape[-1]:
+        return torch.cat([apply_rotary(x[..., :d_rot], cos, sin), x[..., d_rot:]], dim=-1)
     first, second = x.chunk(2, dim=-1)  # (B, h, T, d/2) each
     turned = torch.cat([-second, first], dim=-1)  # (B, h, T, d): each pair's partner, one sign flipped
     return x * cos.to(x.dtype) + turned * sin.to(x.dtype)

@@ -31,6 +31,7 @@ def ids_of(shape, vocab=TINY["vocab_size"], seed=0):
     ("gpt2-117m", 124_439_808),     # the released GPT-2 "small", as transformers counts it
     ("gpt2-1.5b", 1_557_611_200),   # GPT-2 XL
     ("gpt3-175b", 174_604_259_328),  # GPT-3 Table 2.1 shape on GPT-2's vocabulary
+    ("pythia-70m", 70_426_624),     # Pythia's published total (Biderman et al. 2023, its model table)
 ])
 def test_parameter_counts_on_meta_device(preset, expected):
     cfg = GPTConfig.preset(preset)

@@ -153,17 +153,18 @@ def test_every_scheme_learns_and_round_trips(position, tmp_path):
 
 
 # ---- RoPE is GPT-NeoX's ------------------------------------------------------------------------
-def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int = 2, base: float = 10000.0):
+def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int = 2, base: float = 10000.0,
+              parallel: bool = False, fraction: float = 1.0):
     """(ours, hf): transformers' GPTNeoXForCausalLM with random weights, and our RoPE GPT converted from it.
 
-    GPT-NeoX as our GPT: sequential residual (use_parallel_residual=False), rotary on all of each
-    head (partial_rotary_factor=1), exact GELU, untied head (``interop/gpt_neox.py``).
+    By default the sequential residual and rotary on all of each head; ``parallel=True, fraction=0.25``
+    is Pythia's shape. Exact GELU, untied head (``interop/gpt_neox.py``).
     """
     vocab, d_ff = 61, 2 * d_model + 6
     hf_cfg = transformers.GPTNeoXConfig(
         vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
-        intermediate_size=d_ff, hidden_act="gelu", use_parallel_residual=False, max_position_embeddings=64,
-        rope_parameters={"rope_type": "default", "rope_theta": base, "partial_rotary_factor": 1.0},
+        intermediate_size=d_ff, hidden_act="gelu", use_parallel_residual=parallel, max_position_embeddings=64,
+        rope_parameters={"rope_type": "default", "rope_theta": base, "partial_rotary_factor": fraction},
         tie_word_embeddings=False, layer_norm_eps=1e-5, bos_token_id=None, eos_token_id=None)
     torch.manual_seed(seed)
     hf = transformers.GPTNeoXForCausalLM._from_config(hf_cfg, attn_implementation="eager").eval()
@@ -173,11 +174,16 @@ def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int 
                 p.add_(torch.randn_like(p) * 0.1)
     ours = mt.from_hf(hf)
     assert ours.config.position == "rope" and ours.config.rope_base == base
+    assert ours.config.parallel_residual == parallel and ours.config.rotary_fraction == fraction
     return ours.eval(), hf
 
 
+PYTHIA = dict(d_model=32, n_heads=2, parallel=True, fraction=0.25)  # head 16, RoPE on its first 4 features
+
+
 @pytest.mark.parametrize("kw", [dict(), dict(d_model=32, n_heads=2, n_layers=1, base=500.0),
-                                dict(d_model=36, n_heads=6, n_layers=3)])
+                                dict(d_model=36, n_heads=6, n_layers=3), PYTHIA,
+                                dict(d_model=48, n_heads=3, parallel=True, fraction=0.5)])
 @pytest.mark.parametrize("backend", ["sdpa", "manual"])
 def test_rope_gpt_equals_gpt_neox(kw, backend):
     converted, hf = neox_pair(**kw)
@@ -192,8 +198,9 @@ def test_rope_gpt_equals_gpt_neox(kw, backend):
     assert abs(a.loss.item() - b.loss.item()) <= 1e-4
 
 
-def test_rope_gpt_generates_as_gpt_neox_also_left_padded():
-    ours, hf = neox_pair(seed=3)
+@pytest.mark.parametrize("kw", [dict(), PYTHIA])
+def test_rope_gpt_generates_as_gpt_neox_also_left_padded(kw):
+    ours, hf = neox_pair(seed=3, **kw)
     ids, mask = left_pad([[5, 9, 2, 44, 7, 1, 30], [8, 3, 12]], pad_token_id=0)
     with torch.no_grad():
         expected = hf.generate(ids, attention_mask=mask, max_new_tokens=40, min_new_tokens=40, do_sample=False,
@@ -260,20 +267,41 @@ def test_rope_gpt_round_trips_through_gpt_neox_and_its_folders(tmp_path):
 
 
 def test_gpt_neox_shapes_we_do_not_build_are_refused():
-    base = transformers.GPTNeoXConfig(hidden_size=24, num_hidden_layers=1, num_attention_heads=3).to_dict()
-    with pytest.raises(ValueError, match="parallel"):
-        gpt_neox_interop.config_from_hf(base)  # Pythia's shape: parallel residual, a quarter of each head turned
-    sequential = {**base, "use_parallel_residual": False}
-    with pytest.raises(ValueError, match="partial_rotary_factor"):
-        gpt_neox_interop.config_from_hf(sequential)
-    full = {**sequential, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
-                                              "partial_rotary_factor": 1.0}}
-    assert gpt_neox_interop.config_from_hf(full).position == "rope"
+    base = transformers.GPTNeoXConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2).to_dict()
+    pythia = gpt_neox_interop.config_from_hf(base)  # the default config is Pythia's shape: it converts
+    assert pythia.parallel_residual and pythia.rotary_fraction == 0.25 and pythia.rotary_dims == 4
+    with pytest.raises(ValueError, match="RoPE scaling"):
+        gpt_neox_interop.config_from_hf({**base, "rope_parameters": {"rope_type": "linear", "factor": 2.0,
+                                                                     "rope_theta": 10000.0}})
+    with pytest.raises(ValueError, match="without biases"):
+        gpt_neox_interop.config_from_hf({**base, "attention_bias": False})
     with pytest.raises(ValueError, match="RoPE"):
         gpt_neox_interop.config_to_hf(GPTConfig(**TINY))  # learned positions are GPT-2's, not NeoX's
     with pytest.raises(ValueError, match="does not know"):
-        gpt_neox_interop.state_dict_from_hf({"gpt_neox.layers.0.attention.extra.weight": torch.zeros(1)},
-                                            gpt_neox_interop.config_from_hf(full))
+        gpt_neox_interop.state_dict_from_hf({"gpt_neox.layers.0.attention.extra.weight": torch.zeros(1)}, pythia)
+
+
+def test_parallel_layer_and_partial_rotary_settings():
+    """The parallel layer is x + Attn(LN1(x)) + FFN(LN2(x)); RoPE on a fraction turns only the first features."""
+    model = tiny("rope", n_layers=1, parallel_residual=True)
+    layer = model.layers[0]
+    x = torch.randn(2, 7, TINY["d_model"])
+    with torch.no_grad():
+        by_hand = x + layer.self_attn(layer.self_attn_norm(x), is_causal=True)[0] + layer.ffn(layer.ffn_norm(x))
+        assert torch.allclose(layer(x)[0], by_hand, atol=1e-6)
+    from minitransformer.nn import RotaryEmbedding, apply_rotary
+
+    q = torch.randn(1, 1, 5, 8)
+    turned = apply_rotary(q, *RotaryEmbedding(4)(torch.arange(5)[None]))  # the first 4 of 8 features
+    assert torch.equal(turned[..., 4:], q[..., 4:]) and not torch.allclose(turned[..., :4], q[..., :4])
+    with pytest.raises(ValueError, match="rotary_fraction"):
+        GPTConfig(**{**TINY, "rotary_fraction": 0.5})  # learned positions have nothing to turn
+    with pytest.raises(ValueError, match="even and >= 2"):
+        GPTConfig(**{**TINY, "position": "rope", "d_model": 32, "n_heads": 2, "rotary_fraction": 0.1})  # 1 feature
+    with pytest.raises(ValueError, match="pre-LN"):
+        mt.nn.EncoderLayer(8, 2, 16, pre_norm=False, parallel=True)
+    with pytest.raises(ValueError, match="cross-attention"):
+        mt.nn.DecoderLayer(8, 2, 16, cross_attention=True, parallel=True)
 
 
 def test_tied_gpt_neox_converts_and_an_untied_head_is_not_dropped():
@@ -289,3 +317,14 @@ def test_tied_gpt_neox_converts_and_an_untied_head_is_not_dropped():
     sd["lm_head.weight"] = sd["lm_head.weight"] + 1.0  # a head of its own, under a config that ties
     with pytest.raises(ValueError, match="untied head"):
         gpt_neox_interop.state_dict_from_hf(sd, tied.config)
+
+
+def test_pythia_70m_preset_is_gpt_neox_s_shape_on_the_meta_device():
+    """The preset converts to a GPTNeoXConfig whose model (built on the meta device) has our tensor shapes."""
+    cfg = GPTConfig.preset("pythia-70m")
+    with torch.device("meta"):
+        hf = transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**gpt_neox_interop.config_to_hf(cfg)))
+        ours = GPT(cfg)
+    assert sum(p.numel() for p in hf.parameters()) == count_parameters(cfg)
+    converted = gpt_neox_interop.state_dict_to_hf(ours.state_dict(), cfg)
+    assert {k: v.shape for k, v in converted.items()} == {k: v.shape for k, v in hf.state_dict().items()}
