@@ -97,17 +97,21 @@ def test_greedy_generation_matches_hf(cfg_kwargs):
         assert torch.equal(got, expected), f"use_cache={use_cache}"
 
 
-def test_greedy_generation_left_padded_matches_hf():
-    """A batch of prompts of different lengths (left padding + mask) generates as transformers does."""
-    cfg_kwargs = CONFIGS[1]
-    ours, hf = make_pair(cfg_kwargs, "sdpa", "sdpa", seed=5)
-    ids, mask = padded_batch(cfg_kwargs["vocab_size"], [11, 4, 8], seed=6)
+def assert_generates_as_hf(ours: GPT, hf, ids: torch.Tensor, mask: torch.Tensor) -> None:
+    """40 greedy tokens from a left-padded batch: the ids of transformers' generate, with and without our cache."""
     with torch.no_grad():
         expected = hf.generate(ids, attention_mask=mask, max_new_tokens=40, min_new_tokens=40, do_sample=False,
                                pad_token_id=0, generation_config=transformers.GenerationConfig())
     for use_cache in (True, False):
         got = ours.generate(ids, attention_mask=mask, max_new_tokens=40, do_sample=False, use_cache=use_cache)
         assert torch.equal(got, expected), f"use_cache={use_cache}"
+
+
+def test_greedy_generation_left_padded_matches_hf():
+    """A batch of prompts of different lengths (left padding + mask) generates as transformers does."""
+    cfg_kwargs = CONFIGS[1]
+    ours, hf = make_pair(cfg_kwargs, "sdpa", "sdpa", seed=5)
+    assert_generates_as_hf(ours, hf, *padded_batch(cfg_kwargs["vocab_size"], [11, 4, 8], seed=6))
 
 
 def test_round_trip_ours_hf_ours_is_exact():

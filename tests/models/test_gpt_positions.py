@@ -15,6 +15,7 @@ import torch
 import transformers
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_gpt_parity import assert_generates_as_hf  # (tests/models is on sys.path)
 
 import minitransformer as mt
 from minitransformer.accounting import analytic_parameter_count, count_parameters
@@ -201,13 +202,7 @@ def test_rope_gpt_equals_gpt_neox(kw, backend):
 @pytest.mark.parametrize("kw", [dict(), PYTHIA])
 def test_rope_gpt_generates_as_gpt_neox_also_left_padded(kw):
     ours, hf = neox_pair(seed=3, **kw)
-    ids, mask = left_pad([[5, 9, 2, 44, 7, 1, 30], [8, 3, 12]], pad_token_id=0)
-    with torch.no_grad():
-        expected = hf.generate(ids, attention_mask=mask, max_new_tokens=40, min_new_tokens=40, do_sample=False,
-                               pad_token_id=0, generation_config=transformers.GenerationConfig())
-    for use_cache in (True, False):
-        got = ours.generate(ids, attention_mask=mask, max_new_tokens=40, do_sample=False, use_cache=use_cache)
-        assert torch.equal(got, expected), f"use_cache={use_cache}"
+    assert_generates_as_hf(ours, hf, *left_pad([[5, 9, 2, 44, 7, 1, 30], [8, 3, 12]], pad_token_id=0))
 
 
 @pytest.mark.parametrize("position", POSITIONS)
