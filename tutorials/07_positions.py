@@ -278,5 +278,9 @@ for position, curve in curves.items():
 #   (many small operations) and 2% at 6 layers × 384 wide. A RoPE GPT trains as fast as
 #   transformers' GPT-NeoX with the same weights (0.99–1.01×).
 #
+# Real models mix these settings: `mt.GPTConfig.preset("pythia-70m")` is Pythia's shape (GPT-NeoX's):
+# RoPE on only the first quarter of each head (`rotary_fraction=0.25`) and attention and feed-forward
+# side by side in each layer (`parallel_residual=True`); `mt.from_hf` converts such a model both ways.
+#
 # Try it: train longer (`steps = 2000`), widen the model, or change RoPE's base
 # (`mt.GPTConfig(position="rope", rope_base=500.0)`: faster turns) and see what moves.
