@@ -3,8 +3,8 @@
 - learned / sinusoidal add a vector per position: shifting every position changes the output;
 - rope / alibi put only offsets into attention: shifting every position changes nothing;
 - all four keep the KV cache, left padding and the two attention backends exact;
-- a RoPE GPT is GPT-NeoX (sequential residual, full rotary): same logits, loss and greedy ids as
-  transformers' GPTNeoXForCausalLM with the same weights.
+- a RoPE GPT is GPT-NeoX (and with parallel layers and RoPE on a quarter of each head, Pythia):
+  same logits, loss and greedy ids as transformers' GPTNeoXForCausalLM with the same weights.
 """
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def test_every_scheme_learns_and_round_trips(position, tmp_path):
         assert torch.equal(back(ids).logits, model(ids).logits)
 
 
-# ---- RoPE is GPT-NeoX's ------------------------------------------------------------------------
+# ---- a RoPE GPT is GPT-NeoX, and with parallel layers and partial rotary Pythia -----------------
 def neox_pair(seed: int = 0, d_model: int = 24, n_heads: int = 3, n_layers: int = 2, base: float = 10000.0,
               parallel: bool = False, fraction: float = 1.0):
     """(ours, hf): transformers' GPTNeoXForCausalLM with random weights, and our RoPE GPT converted from it.
