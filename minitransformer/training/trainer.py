@@ -200,8 +200,9 @@ def load_init_model(cfg: TrainConfig, folder: str | os.PathLike) -> nn.Module:
 
 def fit_init_config(cfg: TrainConfig, config, vocab_size: int):
     """The config of a model started from ``config``'s weights: the run's ``model`` settings that do
-    not change a weight's shape (dropout) applied, the vocabulary grown to the tokenizer's, and for T5
-    (relative positions, no table) the longest input raised to the run's lengths."""
+    not change a weight's shape (dropout) applied, the vocabulary grown to the tokenizer's, and where no
+    weight depends on the length (T5's relative positions; a GPT with sinusoidal, RoPE or ALiBi
+    positions) the longest input raised to the run's lengths: continued pretraining on longer text."""
     shaping = sorted(set(cfg.model) - {"dropout"})
     if shaping:
         raise ValueError(f"--init-from takes the model's shape from {cfg.init_from}; only --dropout may change "
@@ -209,11 +210,12 @@ def fit_init_config(cfg: TrainConfig, config, vocab_size: int):
     changes: dict[str, Any] = dict(cfg.model)
     if vocab_size > config.vocab_size:
         changes["vocab_size"] = vocab_size  # the tokenizer has tokens the model lacks: grown rows
-    if cfg.family == "t5":
+    if cfg.family == "t5" or getattr(config, "position", "learned") != "learned":
         changes["max_seq_len"] = max(config.max_seq_len, cfg.seq_len, cfg.target_len)
     elif cfg.seq_len > config.max_seq_len:  # learned position tables cannot grow
         raise ValueError(f"--seq-len {cfg.seq_len} is longer than the model in {cfg.init_from} reads "
-                         f"(max_seq_len={config.max_seq_len}); give --seq-len {config.max_seq_len} or less")
+                         f"(max_seq_len={config.max_seq_len}, a learned position table); give --seq-len "
+                         f"{config.max_seq_len} or less (a GPT with position sinusoidal, rope or alibi can grow)")
     return dataclasses.replace(config, **changes)
 
 

@@ -68,3 +68,18 @@ def test_seq_len_is_for_a_pretrained_gpt():
         _with_context(TrainConfig(family="bert"), bert, 64)
     with pytest.raises(ValueError, match="seq_len must be an integer >= 2"):
         _with_context(TrainConfig(family="gpt"), bert, 1)
+
+
+def test_continued_pretraining_reads_longer_text_without_a_position_table(rope_and_learned, tmp_path):
+    """`pretrain --init-from RUN --seq-len N` past the run's context: a RoPE GPT grows (no weight depends on
+    the length) and starts from the run's weights; a learned table cannot, and says so in one line."""
+    rope, learned = rope_and_learned
+    code, _, stderr = pretrain("gpt", tmp_path / "longer", "--init-from", rope, "--seq-len", 64, "--max-steps", 1)
+    assert code == 0, stderr
+    config = json.loads((tmp_path / "longer" / "config.json").read_text())
+    assert config["max_seq_len"] == 64 and config["position"] == "rope"
+    before = [e for e in read_metrics(tmp_path / "longer") if e["split"] == "val"][0]["loss"]
+    code, stdout, _ = run_cli("eval", "--run", rope, "--seq-len", 64, "--json", "--device", "cpu")
+    assert before == pytest.approx(json.loads(stdout)["loss"], rel=1e-5)  # the same weights, the same windows
+    code, _, stderr = pretrain("gpt", tmp_path / "no", "--init-from", learned, "--seq-len", 64)
+    assert_one_line_error(code, stderr, "pretrain", "learned position table", "rope")
