@@ -24,6 +24,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 from bench_gpt import TRAIN_SHAPES  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_t5 import training_run  # noqa: E402
 
 import minitransformer as mt  # noqa: E402
 from minitransformer.nn.position import POSITIONS  # noqa: E402
@@ -43,18 +44,6 @@ def take_turns(fns: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
-def training_block(forward, model: torch.nn.Module, data: list[torch.Tensor], steps: int):
-    """A function running ``steps`` training steps of ``model`` (``forward(x)`` -> loss) over ``data``."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-
-    def run() -> None:
-        for i in range(steps):
-            forward(data[i % len(data)]).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-    return run
-
-
 def report(title: str, times: dict[str, list[float]], tokens: int, baseline: str) -> None:
     print(f"\n### {title}\n")
     print(f"| model | tokens/s (median) | vs {baseline} (median of per-round ratios) |")
@@ -67,12 +56,13 @@ def report(title: str, times: dict[str, list[float]], tokens: int, baseline: str
 def bench_train(shape: str, steps: int, rounds: int) -> None:
     base_cfg, batch = TRAIN_SHAPES[shape]
     gen = torch.Generator().manual_seed(0)
-    data = [torch.randint(0, base_cfg.vocab_size, (batch, base_cfg.max_seq_len), generator=gen) for _ in range(4)]
+    windows = [torch.randint(0, base_cfg.vocab_size, (batch, base_cfg.max_seq_len), generator=gen) for _ in range(4)]
+    data = [(x, x) for x in windows]  # (inputs, labels): a GPT shifts the labels itself
     fns, models = {}, {}
     for position in POSITIONS:
         torch.manual_seed(0)
         models[position] = model = mt.GPT(dataclasses.replace(base_cfg, position=position)).train()
-        fns[position] = training_block(lambda x, m=model: m(x, labels=x).loss, model, data, steps)
+        fns[position] = training_run(lambda x, y, m=model: m(x, labels=y).loss, model, data, steps)
     tokens = steps * batch * base_cfg.max_seq_len
     shape_text = (f"shape ({shape}): {base_cfg.n_layers} layers, {base_cfg.d_model} wide, context "
                   f"{base_cfg.max_seq_len}, batch {batch}, {steps} steps per block, {rounds} rounds")
@@ -87,9 +77,9 @@ def bench_train(shape: str, steps: int, rounds: int) -> None:
                                           **extra)).train()
         neox = mt.to_hf_model(ours).train()
         neox.config._attn_implementation = "sdpa"
-        fns = {"minitransformer GPT (rope)": training_block(lambda x, m=ours: m(x, labels=x).loss, ours, data, steps),
-               "transformers GPTNeoXForCausalLM": training_block(lambda x, m=neox: m(input_ids=x, labels=x).loss,
-                                                                 neox, data, steps)}
+        fns = {"minitransformer GPT (rope)": training_run(lambda x, y, m=ours: m(x, labels=y).loss, ours, data, steps),
+               "transformers GPTNeoXForCausalLM": training_run(lambda x, y, m=neox: m(input_ids=x, labels=y).loss,
+                                                               neox, data, steps)}
         report(f"training step, RoPE GPT vs GPT-NeoX ({name}), {shape_text}", take_turns(fns, rounds), tokens,
                "transformers GPTNeoXForCausalLM")
 

@@ -140,11 +140,10 @@ class GPTConfig(_Config):
         _choice(self, "activation", ACTIVATIONS)
         _choice(self, "attention_backend", BACKENDS)
         check_number("GPTConfig.norm_eps", self.norm_eps, 0, low_open=True)
-        _flag(self, "bias", "tie_embeddings")
+        _flag(self, "bias", "tie_embeddings", "parallel_residual")
         _token_id(self, "eos_token_id", optional=True)
         _choice(self, "position", POSITIONS)
         check_number("GPTConfig.rope_base", self.rope_base, 1, low_open=True)
-        _flag(self, "parallel_residual")
         check_number("GPTConfig.rotary_fraction", self.rotary_fraction, 0, 1, low_open=True)
         if self.position != "rope" and self.rotary_fraction != 1.0:
             raise ValueError(f"GPTConfig.rotary_fraction={self.rotary_fraction} applies to position='rope', "

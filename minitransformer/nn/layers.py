@@ -71,6 +71,10 @@ class EncoderLayer(nn.Module):
         x = x + self.dropout(y)
         return x if self.pre_norm else norm(x)
 
+    def _parallel(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``parallel=True``: the attention output a and the feed-forward of the same x, both added to x."""
+        return x + self.dropout(a) + self.dropout(self.ffn(self.ffn_norm(x)))
+
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None,
                 need_weights: bool = False,
                 rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -78,7 +82,7 @@ class EncoderLayer(nn.Module):
         a, weights = self.self_attn(self._pre(x, self.self_attn_norm), attn_bias=attn_bias,
                                     need_weights=need_weights, rotary=rotary)
         if self.parallel:
-            return x + self.dropout(a) + self.dropout(self.ffn(self.ffn_norm(x))), weights
+            return self._parallel(x, a), weights
         x = self._add(x, a, self.self_attn_norm)
         x = self._add(x, self.ffn(self._pre(x, self.ffn_norm)), self.ffn_norm)
         return x, weights
@@ -118,7 +122,7 @@ class DecoderLayer(EncoderLayer):
         a, weights = self.self_attn(self._pre(x, self.self_attn_norm), attn_bias=attn_bias, is_causal=True,
                                     cache=self_cache, need_weights=need_weights, rotary=rotary)
         if self.parallel:  # GPT-J / GPT-NeoX: the feed-forward reads the layer's input too
-            return x + self.dropout(a) + self.dropout(self.ffn(self.ffn_norm(x))), weights
+            return self._parallel(x, a), weights
         x = self._add(x, a, self.self_attn_norm)
         if self.cross_attn is not None:
             c, _ = self.cross_attn(self._pre(x, self.cross_attn_norm), memory=memory, attn_bias=memory_bias,

@@ -746,7 +746,7 @@ def load_run(run_dir: str | os.PathLike, device: str = "auto"):
     return cfg, model.to(resolve_device(device)).eval(), tokenizer
 
 
-def _with_context(cfg: TrainConfig, model: nn.Module, seq_len: int) -> tuple[TrainConfig, nn.Module]:
+def _for_seq_len(cfg: TrainConfig, model: nn.Module, seq_len: int) -> tuple[TrainConfig, nn.Module]:
     """The run's config and model set to score windows of ``seq_len`` tokens (evaluate_run's ``seq_len``)."""
     check_int("seq_len", seq_len, 2)
     if cfg.family != "gpt" or cfg.task != "pretrain":
@@ -790,7 +790,7 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", batches: int 
                          "or `finetune`")
     labels = getattr(model.config, "labels", None)  # a classifier's classes
     if seq_len is not None:
-        cfg, model = _with_context(cfg, model, seq_len)
+        cfg, model = _for_seq_len(cfg, model, seq_len)
     if corpus is None:
         splits = corpus_splits(cfg)
         # must_match: a corpus file edited since training is an error, not a new cache written over the run's

@@ -61,13 +61,13 @@ def test_seq_len_is_for_a_pretrained_gpt():
     from minitransformer.models.bert import Bert
     from minitransformer.models.config import BertConfig
     from minitransformer.training.config import TrainConfig
-    from minitransformer.training.trainer import _with_context
+    from minitransformer.training.trainer import _for_seq_len
 
     bert = Bert(BertConfig.preset("tiny"))
     with pytest.raises(ValueError, match="bert pretrain run"):
-        _with_context(TrainConfig(family="bert"), bert, 64)
+        _for_seq_len(TrainConfig(family="bert"), bert, 64)
     with pytest.raises(ValueError, match="seq_len must be an integer >= 2"):
-        _with_context(TrainConfig(family="gpt"), bert, 1)
+        _for_seq_len(TrainConfig(family="gpt"), bert, 1)
 
 
 def test_continued_pretraining_reads_longer_text_without_a_position_table(rope_and_learned, tmp_path):
